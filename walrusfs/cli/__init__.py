@@ -1,0 +1,1 @@
+"""Command-line tools: mkfs.walrusfs, mount.walrusfs, umount.walrusfs and walrusfs."""

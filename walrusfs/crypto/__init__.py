@@ -1,0 +1,1 @@
+"""Keys and primitives: Argon2id key wrapping, derived subkeys, AEAD sealing, keyed hashing."""

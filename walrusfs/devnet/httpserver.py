@@ -1,0 +1,165 @@
+"""A small HTTP/1.1 server on trio and h11, shared by every devnet service.
+
+Each devnet service (storage node, publisher/aggregator, Sui ledger) is an async handler
+from Request to Response served by `serve`. Connections are kept alive, bodies are read whole
+(the services work on whole blobs and shares anyway), and a body larger than the service's
+limit is refused from its Content-Length before any of it is read.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from urllib.parse import parse_qs, unquote, urlsplit
+
+import h11
+import trio
+
+log = logging.getLogger(__name__)
+
+RECV_SIZE = 1 << 20
+IDLE_TIMEOUT = 120.0
+
+
+@dataclass
+class Request:
+    method: str
+    target: str
+    path: str
+    query: dict[str, list[str]]
+    headers: dict[str, str]
+    body: bytes
+
+    def header(self, name: str, default: str | None = None) -> str | None:
+        return self.headers.get(name.lower(), default)
+
+
+@dataclass
+class Response:
+    status: int
+    body: bytes = b""
+    headers: list[tuple[str, str]] = field(default_factory=list)
+    content_type: str | None = None
+
+
+Handler = Callable[[Request], Awaitable[Response]]
+
+
+@dataclass
+class ServerConfig:
+    max_body: int = 10 * 1024 * 1024
+    too_large: Callable[[Request], Response] = lambda _req: Response(413, b"body too large")
+    server_name: str = "walrusfs-devnet"
+
+
+def _parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
+    parts = urlsplit(target)
+    return unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
+
+
+async def _send_response(
+    stream: trio.abc.Stream, conn: h11.Connection, response: Response, head_only: bool = False
+) -> None:
+    headers = [("server", "walrusfs-devnet"), *response.headers]
+    if response.content_type is not None:
+        headers.append(("content-type", response.content_type))
+    headers.append(("content-length", str(len(response.body))))
+    data = conn.send(h11.Response(status_code=response.status, headers=headers))
+    if data:
+        await stream.send_all(data)
+    if response.body and not head_only:
+        data = conn.send(h11.Data(data=response.body))
+        if data:
+            await stream.send_all(data)
+    data = conn.send(h11.EndOfMessage())
+    if data:
+        await stream.send_all(data)
+
+
+async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:
+    while True:
+        event = conn.next_event()
+        if event is not h11.NEED_DATA:
+            return event
+        with trio.move_on_after(IDLE_TIMEOUT) as scope:
+            data = await stream.receive_some(RECV_SIZE)
+        if scope.cancelled_caught:
+            return h11.ConnectionClosed()
+        conn.receive_data(data)
+
+
+async def _serve_connection(
+    stream: trio.abc.Stream, handler: Handler, config: ServerConfig
+) -> None:
+    conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+    try:
+        while True:
+            event = await _next_event(stream, conn)
+            if isinstance(event, h11.ConnectionClosed) or event is h11.PAUSED:
+                return
+            if not isinstance(event, h11.Request):
+                return
+            target = event.target.decode("latin-1")
+            path, query = _parse_target(target)
+            headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
+            request = Request(event.method.decode("ascii"), target, path, query, headers, b"")
+            length = int(headers.get("content-length", "0") or 0)
+            if length > config.max_body:
+                await _send_response(stream, conn, config.too_large(request))
+                return  # the unread body makes the connection unusable
+            chunks: list[bytes] = []
+            while True:
+                event = await _next_event(stream, conn)
+                if isinstance(event, h11.Data):
+                    chunks.append(bytes(event.data))
+                    continue
+                if isinstance(event, h11.EndOfMessage):
+                    break
+                return
+            request.body = b"".join(chunks)
+            if len(request.body) > config.max_body:
+                await _send_response(stream, conn, config.too_large(request))
+                return
+            try:
+                response = await handler(request)
+            except Exception:
+                log.exception("handler failed for %s %s", request.method, request.target)
+                response = Response(500, b"internal error")
+            await _send_response(stream, conn, response, head_only=request.method == "HEAD")
+            if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
+                return
+            try:
+                conn.start_next_cycle()
+            except h11.LocalProtocolError:
+                return
+    except (h11.RemoteProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+        return
+    except h11.LocalProtocolError:
+        return
+    finally:
+        with trio.move_on_after(1) as cleanup:
+            cleanup.shield = True
+            await stream.aclose()
+
+
+async def serve(
+    handler: Handler,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    config: ServerConfig | None = None,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve `handler` until cancelled; reports the bound port through task_status."""
+    config = config or ServerConfig()
+    listeners: Sequence[trio.SocketListener] = await trio.open_tcp_listeners(port, host=host)
+    bound = listeners[0].socket.getsockname()[1]
+    log.debug("serving on %s:%d", host, bound)
+
+    async def on_connection(stream: trio.SocketStream) -> None:
+        await _serve_connection(stream, handler, config)
+
+    async with trio.open_nursery() as nursery:
+        task_status.started(bound)
+        await trio.serve_listeners(on_connection, list(listeners), handler_nursery=nursery)

@@ -1,0 +1,1 @@
+"""Lease horizon, renewal, pack compaction, garbage collection and cost accounting."""

@@ -1,0 +1,1 @@
+"""Commits of the metadata as encrypted deltas and snapshots, and restore on a fresh machine."""

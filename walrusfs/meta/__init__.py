@@ -1,0 +1,1 @@
+"""SQLite (WAL) metadata: inodes, directory entries, symlinks, extended attributes and the block map."""
