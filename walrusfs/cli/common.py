@@ -20,6 +20,7 @@ from walrusfs.errors import WalrusfsError
 
 log = logging.getLogger(__name__)
 
+CONSOLE = "walrusfs-console"
 LOG_FORMAT = "%(asctime)s %(process)d %(levelname)s %(name)s: %(message)s"
 
 
@@ -69,6 +70,7 @@ def setup_logging(args: argparse.Namespace, *, stderr: bool = True) -> None:
     root.setLevel(level)
     if stderr:
         console = logging.StreamHandler(sys.stderr)
+        console.set_name(CONSOLE)
         console.setFormatter(logging.Formatter("%(message)s"))
         console.setLevel(level)
         root.addHandler(console)
@@ -90,6 +92,27 @@ def fail(prog: str, message: str, code: int = 1) -> NoReturn:
     sys.exit(code)
 
 
+def _log_traceback() -> str:
+    """Send the current traceback to the log files (never the terminal, unless --debug).
+    Returns where a user finds it."""
+    root = logging.getLogger()
+    record = log.makeRecord(
+        log.name, logging.ERROR, __file__, 0, "internal error", (), sys.exc_info()
+    )
+    where = "run again with --debug for details"
+    for handler in root.handlers:
+        if handler.get_name() == CONSOLE:
+            if root.level <= logging.DEBUG:
+                handler.handle(record)
+                where = "traceback above"
+            continue
+        handler.handle(record)
+        name = getattr(getattr(handler, "stream", None), "name", None)
+        if isinstance(name, str) and not name.startswith("<"):
+            where = f"details in {name}"
+    return where
+
+
 def run(
     prog: str, main: Callable[[Sequence[str]], int | None], argv: Sequence[str] | None = None
 ) -> NoReturn:
@@ -106,11 +129,22 @@ def run(
     except BrokenPipeError:
         sys.exit(1)
     except Exception as exc:
-        log.error("internal error", exc_info=True)
-        where = "run again with --debug for details"
-        for handler in logging.getLogger().handlers:
-            name = getattr(getattr(handler, "stream", None), "name", None)
-            if isinstance(name, str) and not name.startswith("<"):
-                where = f"details in {name}"
-        fail(prog, f"internal error: {type(exc).__name__}: {exc} ({where})", 70)
+        fail(prog, f"internal error: {type(exc).__name__}: {exc} ({_log_traceback()})", 70)
     sys.exit(code or 0)
+
+
+_SIZE_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """Parse a size such as 4096, 64k, 1M, 1MiB or 2G (binary units)."""
+    t = text.strip().lower().removesuffix("ib").removesuffix("b")
+    unit = t[-1:] if t[-1:] in _SIZE_UNITS and not t[-1:].isdigit() else ""
+    number = t[: len(t) - len(unit)]
+    try:
+        value = float(number)
+    except ValueError:
+        raise UsageError(f"not a size: {text!r} (use e.g. 4096, 64K, 1M, 2G)") from None
+    if value < 0:
+        raise UsageError(f"not a size: {text!r}")
+    return int(value * _SIZE_UNITS[unit])

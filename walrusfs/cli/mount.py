@@ -1,0 +1,266 @@
+"""mount.walrusfs: mount a walrusfs filesystem.
+
+Called directly, or by mount(8) as `mount.walrusfs SOURCE DIR [-sfnv] [-o OPTIONS]` for
+`mount -t walrusfs` and /etc/fstab. Detaches by default: the command returns once the
+filesystem is mounted, or fails with the daemon's one-line reason.
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import logging
+import logging.handlers
+import os
+import sys
+from collections.abc import Sequence
+
+import trio
+
+from walrusfs.cli.common import UsageError, make_parser, run, setup_logging
+from walrusfs.errors import WalrusfsError
+from walrusfs.fs import daemon, mounts
+from walrusfs.fs.filesystem import Filesystem
+
+log = logging.getLogger(__name__)
+
+PROG = "mount.walrusfs"
+
+# Options of mount(8) and fstab that concern mount(8) itself or do not apply to us.
+_IGNORED = {
+    "defaults", "auto", "noauto", "user", "nouser", "users", "owner", "group", "_netdev",
+    "nofail", "async", "sync", "dirsync", "silent", "loud", "rw", "default_permissions",
+}  # fmt: skip
+# Kernel mount flags handed to the FUSE mount unchanged.
+_KERNEL_FLAGS = {
+    "suid", "nosuid", "dev", "nodev", "exec", "noexec", "atime", "noatime", "diratime",
+    "nodiratime", "relatime", "norelatime", "strictatime", "nostrictatime", "lazytime",
+    "nolazytime",
+}  # fmt: skip
+
+OPTIONS_HELP = """\
+mount options (-o, comma-separated):
+  ro                 mount read-only
+  allow_other        let users other than the mounting one access the filesystem
+  allow_root         let root access a filesystem mounted by another user
+  commit=SECONDS     seconds between commits of the metadata (default 1)
+  foreground         stay in the foreground (same as --foreground)
+  log=FILE           log to FILE (default: DIR/mount.log when detached)
+  debug              log debugging messages
+  nosuid, nodev, noexec, noatime, ...  kernel mount flags, passed through
+  defaults, auto, noauto, user, _netdev, nofail, x-*, comment=...  accepted for fstab
+
+Examples:
+  mount.walrusfs /var/lib/walrusfs/backup /mnt/backup
+  mount -t walrusfs /var/lib/walrusfs/backup /mnt/backup
+  fstab: /var/lib/walrusfs/backup  /mnt/backup  walrusfs  defaults,nofail  0  0
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = make_parser(
+        PROG,
+        "Mount the walrusfs filesystem in SOURCE (a directory made by mkfs.walrusfs)"
+        " at MOUNTPOINT.",
+        epilog=OPTIONS_HELP,
+    )
+    parser.add_argument("source", metavar="SOURCE", help="the filesystem's directory")
+    parser.add_argument("mountpoint", metavar="MOUNTPOINT", help="an existing empty directory")
+    parser.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="OPTIONS",
+        help="mount options, comma-separated (see below)",
+    )
+    parser.add_argument(
+        "--foreground", action="store_true", help="stay in the foreground instead of detaching"
+    )
+    # What mount(8) passes to helpers: sloppy, fake, no-mtab, verbose, and the type.
+    parser.add_argument("-s", dest="sloppy", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-f", dest="fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-n", dest="nomtab", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-v", dest="verbose", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("-t", dest="fstype", help=argparse.SUPPRESS)
+    parser.add_argument("-N", dest="namespace", help=argparse.SUPPRESS)
+    return parser
+
+
+def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.MountOptions:
+    read_only = allow_other = allow_root = debug_fuse = False
+    commit = 1.0
+    flags: set[str] = set()
+    for item in ",".join(items).split(","):
+        opt = item.strip()
+        if not opt or opt in _IGNORED or opt.startswith(("x-", "comment=")):
+            continue
+        name, _, value = opt.partition("=")
+        if opt == "ro":
+            read_only = True
+        elif opt == "allow_other":
+            allow_other = True
+        elif opt == "allow_root":
+            allow_root = True
+        elif opt == "foreground":
+            args.foreground = True
+        elif opt == "debug":
+            args.debug = True
+        elif opt == "debug_fuse":
+            debug_fuse = True
+        elif name == "log" and value:
+            args.log = value
+        elif name == "commit" and value:
+            try:
+                commit = float(value)
+            except ValueError:
+                raise UsageError(f"commit= takes seconds, not {value!r}") from None
+            if not 0 < commit <= 3600:
+                raise UsageError("commit= must be between 0 and 3600 seconds")
+        elif opt in _KERNEL_FLAGS:
+            flags.add(opt)
+        elif not args.sloppy:
+            raise UsageError(f"unknown mount option {opt!r} (see {PROG} --help)")
+    return daemon.MountOptions(
+        read_only=read_only,
+        allow_other=allow_other,
+        allow_root=allow_root,
+        kernel_flags=frozenset(flags),
+        commit_interval=commit,
+        debug_fuse=debug_fuse,
+    )
+
+
+def check_mountpoint(path: str) -> str:
+    path = os.path.abspath(path)
+    try:
+        os.stat(path)
+    except FileNotFoundError:
+        raise WalrusfsError(f"mount point {path} does not exist") from None
+    except OSError as exc:
+        if exc.errno == errno.ENOTCONN:
+            raise WalrusfsError(
+                f"{path} is a mount whose filesystem daemon is gone; unmount it first"
+                f" (umount.walrusfs {path})"
+            ) from None
+        raise WalrusfsError(f"cannot use mount point {path}: {exc.strerror}") from None
+    if not os.path.isdir(path):
+        raise WalrusfsError(f"mount point {path} is not a directory")
+    existing = mounts.find(path)
+    if existing is not None:
+        raise WalrusfsError(
+            f"mount point {path} is busy: {existing.source} ({existing.fstype}) is mounted there"
+        )
+    return path
+
+
+def _open(source: str) -> Filesystem:
+    return Filesystem(source)
+
+
+def serve(
+    source: str, mountpoint: str, opts: daemon.MountOptions, notify: _Notifier | None
+) -> None:
+    fs = _open(source)
+
+    def ready() -> None:
+        if notify is not None:
+            notify.ok()
+
+    trio.run(daemon.run, fs, mountpoint, opts, ready)
+
+
+class _Notifier:
+    """The daemon's half of the readiness pipe: one line, then closed."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def _send(self, line: str) -> None:
+        if self.fd >= 0:
+            try:
+                os.write(self.fd, line.encode("utf-8", "replace") + b"\n")
+            except OSError:
+                pass
+            os.close(self.fd)
+            self.fd = -1
+
+    def ok(self) -> None:
+        self._send("OK")
+
+    def fail(self, message: str) -> None:
+        self._send("ERR " + " ".join(message.split()))
+
+
+def _detach(
+    source: str, mountpoint: str, opts: daemon.MountOptions, args: argparse.Namespace
+) -> int:
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid:
+        os.close(write_fd)
+        with os.fdopen(read_fd, "rb") as pipe:
+            line = pipe.readline().decode("utf-8", "replace").strip()
+        if line == "OK":
+            return 0
+        if line.startswith("ERR "):
+            raise WalrusfsError(line[4:])
+        _, status = os.waitpid(pid, 0)
+        raise WalrusfsError(
+            f"the filesystem daemon exited before mounting (status {status});"
+            f" see {args.log or 'its log'}"
+        )
+    # The daemon.
+    os.close(read_fd)
+    notifier = _Notifier(write_fd)
+    code = 0
+    try:
+        os.setsid()
+        os.chdir("/")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.close(null)
+        _daemon_logging(args, source)
+        serve(source, mountpoint, opts, notifier)
+    except WalrusfsError as exc:
+        log.error("%s", exc)
+        notifier.fail(str(exc))
+        code = 1
+    except BaseException as exc:
+        log.exception("daemon failed")
+        notifier.fail(f"internal error: {type(exc).__name__}: {exc}")
+        code = 70
+    finally:
+        notifier.fail("the filesystem daemon ended")
+        logging.shutdown()
+        os._exit(code)
+
+
+def _daemon_logging(args: argparse.Namespace, source: str) -> None:
+    if not args.log:
+        args.log = os.path.join(os.path.abspath(source), "mount.log")
+    setup_logging(args, stderr=False)
+
+
+def _main(argv: Sequence[str]) -> int:
+    args = build_parser().parse_args(argv)
+    opts = parse_options(args.options, args)
+    setup_logging(args)
+    if args.fake:
+        return 0
+    source = os.path.abspath(args.source)
+    mountpoint = check_mountpoint(args.mountpoint)
+    os.umask(0o077)
+    if args.foreground:
+        serve(source, mountpoint, opts, None)
+        return 0
+    return _detach(source, mountpoint, opts, args)
+
+
+def main() -> None:
+    run(PROG, _main)
+
+
+if __name__ == "__main__":
+    sys.exit(main())  # type: ignore[func-returns-value]

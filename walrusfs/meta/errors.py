@@ -1,0 +1,24 @@
+"""Errors of the metadata layer. Each carries the errno that fs/ hands to the kernel."""
+
+from __future__ import annotations
+
+import errno as _errno
+import os
+
+from walrusfs.errors import WalrusfsError
+
+
+class FsError(WalrusfsError):
+    """An operation the filesystem refuses, with the errno POSIX prescribes."""
+
+    def __init__(self, errno: int, detail: str = "") -> None:
+        super().__init__(detail or os.strerror(errno))
+        self.errno = errno
+
+
+def not_found() -> FsError:
+    return FsError(_errno.ENOENT)
+
+
+def exists() -> FsError:
+    return FsError(_errno.EEXIST)

@@ -1,0 +1,109 @@
+"""The metadata schema: read this file to learn walrusfs's data model.
+
+Everything the filesystem knows about its tree lives in one SQLite database (WAL mode) in the
+filesystem directory. File contents live in the block cache (cache/) and, once uploaded, in
+chunks packed into Walrus blobs (store/); the `blocks` table ties the two together.
+
+Invariants that hold after every committed transaction:
+- Every row of `dentries` names an existing inode; every inode except the root and the
+  orphans (nlink = 0, still open or still known to the kernel) has at least one dentry.
+- `inodes.nlink` equals the number of dentries naming the inode, plus, for a directory,
+  one for its own "." and one for the ".." of each subdirectory.
+- A directory has exactly one dentry, and `inodes.parent` names the directory holding it.
+- A block row exists only for a block that is not a hole; a missing row reads as zeros.
+"""
+
+from __future__ import annotations
+
+# Bump when the schema changes incompatibly; mount refuses databases of another version.
+SCHEMA_VERSION = 1
+
+ROOT_INODE = 1
+
+SCHEMA = """
+-- Fixed facts about the filesystem, set by mkfs (block_size, uuid, created_ns,
+-- schema_version) and a few that change (clean_unmount: 1 when the last mount ended
+-- cleanly, 0 while mounted, so the next mount knows whether to run crash recovery).
+CREATE TABLE settings (
+    key   TEXT PRIMARY KEY,
+    value ANY NOT NULL
+) STRICT;
+
+-- One row per file, directory, symlink, device node, FIFO or socket.
+CREATE TABLE inodes (
+    -- The inode number, which is also the FUSE node id and st_ino. AUTOINCREMENT: a
+    -- number is never reused, so the kernel can never confuse a new inode with one it
+    -- still remembers. The root is 1.
+    id        INTEGER PRIMARY KEY AUTOINCREMENT,
+    -- st_mode exactly as set: file type bits and all twelve permission bits.
+    mode      INTEGER NOT NULL,
+    uid       INTEGER NOT NULL,
+    gid       INTEGER NOT NULL,
+    -- Regular files: length in bytes. Symlinks: length of the target. Others: 0.
+    size      INTEGER NOT NULL DEFAULT 0,
+    -- Link count (see the invariant in the module docstring). 0 means orphaned: the inode
+    -- is deleted as soon as no handle is open and the kernel has forgotten it, or by crash
+    -- recovery at the next mount.
+    nlink     INTEGER NOT NULL,
+    -- Device number of character and block devices, else 0.
+    rdev      INTEGER NOT NULL DEFAULT 0,
+    -- Times in nanoseconds since the epoch.
+    atime_ns  INTEGER NOT NULL,
+    mtime_ns  INTEGER NOT NULL,
+    ctime_ns  INTEGER NOT NULL,
+    -- Directories only: the inode of the directory that holds this one (the root holds
+    -- itself). NULL for everything else, which may have many parents through hard links.
+    parent    INTEGER,
+    -- Regular files: how many rows of `blocks` this inode has, so st_blocks needs no count.
+    nblocks   INTEGER NOT NULL DEFAULT 0
+) STRICT;
+
+-- Directory entries. The rowid is the entry's readdir position: entries are listed in
+-- rowid order, and a position stays valid however the directory changes around it.
+-- AUTOINCREMENT so a position is never handed to a different entry later.
+CREATE TABLE dentries (
+    id     INTEGER PRIMARY KEY AUTOINCREMENT,
+    parent INTEGER NOT NULL,
+    -- Any bytes but '/' and NUL, at most 255 of them.
+    name   BLOB NOT NULL,
+    inode  INTEGER NOT NULL
+) STRICT;
+CREATE UNIQUE INDEX dentries_by_name ON dentries(parent, name);
+-- Serves readdir: entries of one directory in position (rowid) order.
+CREATE INDEX dentries_by_parent ON dentries(parent);
+
+-- Symlink targets (any bytes but NUL).
+CREATE TABLE symlinks (
+    inode  INTEGER PRIMARY KEY,
+    target BLOB NOT NULL
+) STRICT;
+
+-- Extended attributes in every namespace (user., trusted., security., system.), names and
+-- values stored exactly as given. POSIX ACLs are the system.posix_acl_* attributes.
+CREATE TABLE xattrs (
+    inode INTEGER NOT NULL,
+    name  BLOB NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (inode, name)
+) STRICT, WITHOUT ROWID;
+
+-- The block map: which blocks of a regular file hold data, and where that data is.
+-- Block n covers bytes [n * block_size, (n + 1) * block_size). No row: a hole (zeros).
+-- state: 1 DIRTY  the cache file holds the block, newer than any uploaded chunk;
+--        2 CLEAN  the cache file holds the block, identical to chunk `chunk`;
+--        3 REMOTE only chunk `chunk` holds the block (evicted from the cache).
+-- chunk: the chunk last uploaded for this block (see the data path), NULL if never.
+CREATE TABLE blocks (
+    inode   INTEGER NOT NULL,
+    blockno INTEGER NOT NULL,
+    state   INTEGER NOT NULL CHECK (state IN (1, 2, 3)),
+    chunk   INTEGER,
+    PRIMARY KEY (inode, blockno)
+) STRICT, WITHOUT ROWID;
+-- Serves the uploader, which looks for dirty blocks.
+CREATE INDEX blocks_by_state ON blocks(state) WHERE state = 1;
+"""
+
+BLOCK_DIRTY = 1
+BLOCK_CLEAN = 2
+BLOCK_REMOTE = 3
