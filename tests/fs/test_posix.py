@@ -526,7 +526,7 @@ def test_names_of_any_bytes_up_to_255(d: Path) -> None:
             assert f.read() == name
     assert set(os.listdir(bytes(d))) >= {longest, odd}
     with pytest.raises(OSError) as e:
-        open(os.path.join(bytes(d), b"n" * 256), "wb")
+        os.open(os.path.join(bytes(d), b"n" * 256), os.O_CREAT | os.O_WRONLY)
     assert e.value.errno == errno.ENAMETOOLONG
 
 
