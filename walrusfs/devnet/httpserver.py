@@ -4,6 +4,9 @@ Each devnet service (storage node, publisher/aggregator, Sui ledger) is an async
 from Request to Response served by `serve`. Connections are kept alive, bodies are read whole
 (the services work on whole blobs and shares anyway), and a body larger than the service's
 limit is refused from its Content-Length before any of it is read.
+
+A response body is either `body` or, to send large data without concatenating it first,
+`chunks` (bytes or memoryviews, sent in order). Small responses go out in one write.
 """
 
 from __future__ import annotations
@@ -41,6 +44,14 @@ class Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = None
+    chunks: Sequence[bytes | memoryview] | None = None
+    """If set, the body is these pieces in order and `body` is ignored."""
+
+    def pieces(self) -> Sequence[bytes | memoryview]:
+        return self.chunks if self.chunks is not None else (self.body,)
+
+    def length(self) -> int:
+        return sum(len(p) for p in self.pieces())
 
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -58,23 +69,34 @@ def _parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
     return unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
 
 
+_COALESCE = 64 * 1024  # below this, headers and body go out in one write
+
+
 async def _send_response(
     stream: trio.abc.Stream, conn: h11.Connection, response: Response, head_only: bool = False
 ) -> None:
     headers = [("server", "walrusfs-devnet"), *response.headers]
     if response.content_type is not None:
         headers.append(("content-type", response.content_type))
-    headers.append(("content-length", str(len(response.body))))
+    pieces = [p for p in response.pieces() if len(p)]
+    total = sum(len(p) for p in pieces)
+    headers.append(("content-length", str(total)))
+    out: list[bytes | memoryview] = []
     data = conn.send(h11.Response(status_code=response.status, headers=headers))
     if data:
-        await stream.send_all(data)
-    if response.body and not head_only:
-        data = conn.send(h11.Data(data=response.body))
-        if data:
-            await stream.send_all(data)
+        out.append(data)
+    if not head_only:
+        for piece in pieces:
+            # Passthrough keeps h11 from joining (copying) large bodies.
+            out.extend(conn.send_with_data_passthrough(h11.Data(data=piece)))  # type: ignore[arg-type]
     data = conn.send(h11.EndOfMessage())
     if data:
-        await stream.send_all(data)
+        out.append(data)
+    if total < _COALESCE:
+        await stream.send_all(b"".join(out))
+    else:
+        for piece in out:
+            await stream.send_all(piece)
 
 
 async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:
@@ -86,7 +108,7 @@ async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:
             data = await stream.receive_some(RECV_SIZE)
         if scope.cancelled_caught:
             return h11.ConnectionClosed()
-        conn.receive_data(data)
+        conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)
 
 
 async def _serve_connection(
