@@ -1,0 +1,205 @@
+"""The devnet's erasure code: a blob as n zfec shares, any k of which rebuild it.
+
+With n shards, f = (n - 1) // 3 and k = n - 2f. The blob is zero-padded to k * L bytes, where
+L = ceil(max(size, 1) / k) is the share length, and cut into k primary shares; zfec computes
+n - k parity shares. zfec is systematic, so share i < k is the blob's i-th slice and reading
+from primary shares needs no decoding. Each share's Blake2b-256 hash is a leaf of the blob's
+Merkle tree (see devnet.blobid), so the blob id commits to every share.
+
+`BlobMetadata` is what a storage node keeps next to its share and what readers fetch first:
+encoding type, unencoded length and the n share hashes. Its wire form mirrors Walrus's BCS
+`BlobMetadata::V1`: version byte 0, encoding type byte, length u64 LE, ULEB128 hash count,
+then the 32-byte hashes.
+
+zfec's encoder keeps the GIL, and a parity byte depends only on the bytes at the same offset
+of the primary shares, so `ShareCoder.encode` cuts the shares into column stripes and can run
+them in a process pool (see devnet.workers), yielding the same bytes as one call would.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import zfec
+
+from walrusfs.devnet.blobid import (
+    DIGEST_LEN,
+    ENCODING_ZFEC,
+    blake2b256,
+    blob_id_from_leaves,
+    blob_id_to_text,
+    max_faulty,
+)
+from walrusfs.devnet.errors import InvalidMetadata
+
+_METADATA_VERSION = 0
+_MAX_SHARDS = 1 << 16
+
+
+def _uleb128(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        if value:
+            out.append(byte | 0x80)
+        else:
+            out.append(byte)
+            return bytes(out)
+
+
+def _read_uleb128(data: bytes, offset: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        if offset >= len(data) or shift > 63:
+            raise InvalidMetadata("truncated length in blob metadata")
+        byte = data[offset]
+        offset += 1
+        value |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return value, offset
+        shift += 7
+
+
+@dataclass(frozen=True)
+class BlobMetadata:
+    """Encoding type, unencoded length and the hash of every share."""
+
+    encoding_type: int
+    unencoded_length: int
+    share_hashes: tuple[bytes, ...]
+
+    @property
+    def n_shards(self) -> int:
+        return len(self.share_hashes)
+
+    def blob_id(self) -> bytes:
+        return blob_id_from_leaves(self.encoding_type, self.unencoded_length, self.share_hashes)
+
+    def blob_id_text(self) -> str:
+        return blob_id_to_text(self.blob_id())
+
+    def to_bytes(self) -> bytes:
+        return b"".join(
+            (
+                bytes([_METADATA_VERSION, self.encoding_type]),
+                struct.pack("<Q", self.unencoded_length),
+                _uleb128(len(self.share_hashes)),
+                *self.share_hashes,
+            )
+        )
+
+    @classmethod
+    def from_bytes(cls, data: bytes) -> BlobMetadata:
+        if len(data) < 11 or data[0] != _METADATA_VERSION:
+            raise InvalidMetadata("not devnet blob metadata")
+        encoding_type = data[1]
+        (length,) = struct.unpack_from("<Q", data, 2)
+        count, offset = _read_uleb128(data, 10)
+        if not 0 < count < _MAX_SHARDS or len(data) != offset + count * DIGEST_LEN:
+            raise InvalidMetadata("blob metadata has the wrong number of share hashes")
+        hashes = tuple(
+            data[offset + i * DIGEST_LEN : offset + (i + 1) * DIGEST_LEN] for i in range(count)
+        )
+        return cls(encoding_type, length, hashes)
+
+    def check(self, blob_id: bytes, n_shards: int) -> None:
+        """Raise InvalidMetadata unless this metadata is for `blob_id` on `n_shards` shards."""
+        if self.encoding_type != ENCODING_ZFEC:
+            raise InvalidMetadata(f"unsupported encoding type {self.encoding_type}")
+        if self.n_shards != n_shards:
+            raise InvalidMetadata(f"metadata has {self.n_shards} share hashes, not {n_shards}")
+        if self.blob_id() != blob_id:
+            raise InvalidMetadata("metadata does not hash to the blob id")
+
+
+@dataclass(frozen=True)
+class EncodedBlob:
+    metadata: BlobMetadata
+    shares: tuple[bytes, ...]
+    """Share i goes to the node holding shard i."""
+
+    @property
+    def blob_id(self) -> bytes:
+        return self.metadata.blob_id()
+
+
+Stripe = tuple[int, int]
+StripeEncoder = Callable[[Sequence[memoryview], Sequence[int]], list[bytes]]
+
+
+class ShareCoder:
+    """zfec k-of-n for one shard count."""
+
+    def __init__(self, n_shards: int) -> None:
+        if n_shards < 1:
+            raise ValueError("a devnet needs at least one storage node")
+        self.n = n_shards
+        self.k = n_shards - 2 * max_faulty(n_shards)
+        self._encoder = zfec.Encoder(self.k, self.n)
+        self._decoder = zfec.Decoder(self.k, self.n)
+
+    def share_length(self, size: int) -> int:
+        return -(-max(size, 1) // self.k)
+
+    def primaries(self, data: bytes | memoryview) -> list[bytes]:
+        """The k primary shares: the blob cut in k slices, the last one zero-padded."""
+        length = self.share_length(len(data))
+        view = memoryview(data)
+        out = []
+        for i in range(self.k):
+            piece = view[i * length : (i + 1) * length]
+            out.append(bytes(piece) + bytes(length - len(piece)))
+        return out
+
+    def parity(self, primaries: Sequence[bytes], wanted: Sequence[int]) -> list[bytes]:
+        """Shares with indexes in `wanted` (all >= k), computed in this thread."""
+        if not wanted:
+            return []
+        return list(self._encoder.encode(list(primaries), list(wanted)))
+
+    def metadata_for(self, size: int, shares: Sequence[bytes]) -> BlobMetadata:
+        return BlobMetadata(ENCODING_ZFEC, size, tuple(blake2b256(s) for s in shares))
+
+    def encode(self, data: bytes | memoryview) -> EncodedBlob:
+        """Every share and the metadata, in this thread (hashing and zfec included)."""
+        primaries = self.primaries(data)
+        shares = primaries + self.parity(primaries, range(self.k, self.n))
+        return EncodedBlob(self.metadata_for(len(data), shares), tuple(shares))
+
+    def decode(self, shares: Mapping[int, bytes], size: int) -> list[bytes | memoryview]:
+        """The blob from any k shares (verified by the caller), as pieces to concatenate."""
+        if len(shares) < self.k:
+            raise ValueError(f"{len(shares)} shares cannot rebuild a blob, {self.k} needed")
+        indexes = sorted(shares)
+        primary = [i for i in indexes if i < self.k]
+        if len(primary) == self.k:
+            blocks: list[bytes] = [shares[i] for i in range(self.k)]
+        else:
+            chosen = primary + [i for i in indexes if i >= self.k][: self.k - len(primary)]
+            blocks = list(self._decoder.decode([shares[i] for i in chosen], chosen))
+        return trim(blocks, size)
+
+    def share_from_primaries(self, primaries: Sequence[bytes], index: int) -> bytes:
+        """Share `index` recomputed from the k primary shares (a node repairing itself)."""
+        if index < self.k:
+            return primaries[index]
+        return self.parity(primaries, [index])[0]
+
+
+def trim(blocks: Sequence[bytes], size: int) -> list[bytes | memoryview]:
+    """Concatenation pieces of `blocks` cut to `size` bytes, without copying."""
+    out: list[bytes | memoryview] = []
+    remaining = size
+    for block in blocks:
+        if remaining <= 0:
+            break
+        if len(block) <= remaining:
+            out.append(block)
+            remaining -= len(block)
+        else:
+            out.append(memoryview(block)[:remaining])
+            remaining = 0
+    return out

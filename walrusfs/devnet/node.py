@@ -1,0 +1,535 @@
+"""A devnet storage node: one shard of every blob, on disk, behind Walrus's storage API.
+
+Node i holds share i of every blob. It serves a subset of the real storage node API
+(storage_openapi.yaml) over HTTP on 127.0.0.1:
+
+| method | path | what |
+|---|---|---|
+| PUT | /v1/blobs/{blobId}/metadata | metadata (share hashes); kept only if it hashes to blobId |
+| GET | /v1/blobs/{blobId}/metadata | the metadata, for readers and repairing peers |
+| PUT | /v1/blobs/{blobId}/slivers/{i}/primary | share i; kept only if its hash matches the metadata |
+| GET | /v1/blobs/{blobId}/slivers/{i}/primary | share i, re-verified if its file changed |
+| GET | /v1/blobs/{blobId}/confirmation/permanent | Ed25519-signed storage confirmation (devnet.confirm) |
+| GET | /v1/health | index, public key, epoch, blob count |
+
+On disk, in its own directory: `key` (the Ed25519 seed), and under `blobs/` for every blob a
+`<blobId>.share` (the raw share bytes) and a `<blobId>.meta` (JSON: metadata, the epoch and
+time of the last upload, and the share file's size/mtime/inode when it was last verified).
+Both are written durably (temp file, fsync, rename, fsync directory) before the node confirms;
+metadata that arrives without its share stays in memory until the share comes.
+
+A maintenance loop, every `maintenance_interval` seconds and whenever a read finds damage:
+- drops blobs whose end epoch has passed (uploaded before that epoch), and uploads that were
+  never certified once `pending_grace` seconds passed;
+- re-hashes shares whose file changed since it was verified, and drops corrupt ones;
+- repairs: for every live blob (from the registry) without a good share here, fetches the
+  metadata and k verified shares from its peers, rebuilds its own share, checks its hash and
+  stores it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import trio
+
+from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
+from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
+from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
+from walrusfs.devnet.durable import is_temporary, remove_durably, write_durably
+from walrusfs.devnet.encoding import BlobMetadata, ShareCoder
+from walrusfs.devnet.errors import InvalidMetadata
+from walrusfs.devnet.httpclient import HTTPClient
+from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
+from walrusfs.devnet.registry import BlobRegistry, live_end_epoch
+from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
+
+log = logging.getLogger(__name__)
+
+StatSig = tuple[int, int, int]
+
+
+@dataclass
+class NodeFaults:
+    """Misbehaviour to inject in tests; the default is an honest, prompt node."""
+
+    read_delay: float = 0.0
+    """Seconds to wait before answering a share GET (a slow node)."""
+    corrupt_reads: bool = False
+    """Flip a byte of every share served (a lying node); the on-disk copy stays intact."""
+
+
+@dataclass
+class NodeSettings:
+    maintenance_interval: float = 2.0
+    pending_grace: float = 600.0
+    """Seconds an uncertified upload is kept before it is dropped."""
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    max_share: int = 1 << 30
+    """Largest share accepted."""
+
+
+@dataclass
+class _Entry:
+    metadata: BlobMetadata
+    stored_epoch: int
+    """Epoch of the last metadata upload; shares uploaded after an expiry are a new upload."""
+    stored_at: float
+    has_share: bool = False
+    verified: StatSig | None = None
+    """The share file's (size, mtime_ns, inode) when its hash was last checked."""
+    lock: trio.Lock = field(default_factory=trio.Lock)
+
+
+def _stat_sig(st: os.stat_result) -> StatSig:
+    return (st.st_size, st.st_mtime_ns, st.st_ino)
+
+
+class StorageNode:
+    """One storage node; `run` serves it until cancelled. State survives restarts."""
+
+    def __init__(
+        self,
+        index: int,
+        directory: Path,
+        registry: BlobRegistry,
+        settings: NodeSettings | None = None,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.index = index
+        self.directory = directory
+        self.registry = registry
+        self.settings = settings or NodeSettings()
+        self.faults = NodeFaults()
+        self._clock = clock
+        self._blobs_dir = directory / "blobs"
+        self._blobs_dir.mkdir(parents=True, exist_ok=True)
+        self._key = load_or_create_key(directory / "key")
+        self.public_key = bytes(self._key.verify_key)
+        n = registry.params().n_shards
+        self._coder = ShareCoder(n)
+        self._entries: dict[str, _Entry] = {}
+        self._client = HTTPClient()
+        self._wake = trio.Event()
+        self._repair_after: dict[str, float] = {}
+        self._load()
+
+    # -- files
+
+    def share_path(self, blob_id: str) -> Path:
+        return self._blobs_dir / f"{blob_id}.share"
+
+    def meta_path(self, blob_id: str) -> Path:
+        return self._blobs_dir / f"{blob_id}.meta"
+
+    def stored_blob_ids(self) -> list[str]:
+        """Blobs whose share this node holds (for tests and status)."""
+        return sorted(b for b, e in self._entries.items() if e.has_share)
+
+    def _load(self) -> None:
+        leftovers = []
+        for path in self._blobs_dir.iterdir():
+            if is_temporary(path):
+                leftovers.append(path)
+                continue
+            if path.suffix != ".meta":
+                continue
+            blob_id = path.stem
+            try:
+                record = json.loads(path.read_text())
+                metadata = BlobMetadata.from_bytes(base64.b64decode(record["metadata"]))
+                metadata.check(blob_id_from_text(blob_id), self._coder.n)
+            except (ValueError, KeyError, InvalidMetadata) as exc:
+                log.warning("node %d: dropping unreadable %s: %s", self.index, path.name, exc)
+                leftovers += [path, self.share_path(blob_id)]
+                continue
+            verified = record.get("shareStat")
+            entry = _Entry(
+                metadata,
+                int(record.get("storedEpoch", 0)),
+                float(record.get("storedAt", 0.0)),
+                has_share=self.share_path(blob_id).exists(),
+                verified=(int(verified[0]), int(verified[1]), int(verified[2]))
+                if verified
+                else None,
+            )
+            self._entries[blob_id] = entry
+        if leftovers:
+            remove_durably(leftovers)
+        log.debug("node %d: %d blobs on disk", self.index, len(self._entries))
+
+    def _meta_record(self, entry: _Entry) -> bytes:
+        return json.dumps(
+            {
+                "metadata": base64.b64encode(entry.metadata.to_bytes()).decode(),
+                "storedEpoch": entry.stored_epoch,
+                "storedAt": entry.stored_at,
+                "shareStat": list(entry.verified) if entry.verified else None,
+            }
+        ).encode()
+
+    def _write_blob(self, blob_id: str, entry: _Entry, share: bytes | None) -> StatSig | None:
+        """Durably write the share (if given) and the metadata record; one directory fsync."""
+        sig = None
+        if share is not None:
+            share_path = self.share_path(blob_id)
+            tmp = share_path.with_name(share_path.name + ".tmp")
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(share)
+                while view:
+                    view = view[os.write(fd, view) :]
+                os.fsync(fd)
+                sig = _stat_sig(os.fstat(fd))
+            finally:
+                os.close(fd)
+            os.replace(tmp, share_path)
+            entry.verified = sig
+        write_durably(self.meta_path(blob_id), [self._meta_record(entry)])
+        return sig
+
+    # -- HTTP
+
+    async def run(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        committee_ready: trio.Event | None = None,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Serve the node and run its maintenance until cancelled; reports the bound port.
+
+        Maintenance (and so repair) waits for `committee_ready` when given: a devnet that is
+        starting up publishes its nodes' addresses only once every node listens.
+        """
+        config = ServerConfig(
+            max_body=self.settings.max_share,
+            too_large=lambda _r: error_response(
+                413, "SLIVER_TOO_LARGE", "the share is too large", domain=STORAGE_DOMAIN
+            ),
+        )
+        try:
+            async with trio.open_nursery() as nursery:
+                bound = await nursery.start(
+                    lambda task_status: serve(
+                        self.handle, host=host, port=port, config=config, task_status=task_status
+                    )
+                )
+                nursery.start_soon(self._maintenance, committee_ready)
+                task_status.started(bound)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._client.aclose()
+
+    async def handle(self, request: Request) -> Response:
+        parts = request.path.strip("/").split("/")
+        method = request.method
+        if parts == ["v1", "health"] and method in ("GET", "HEAD"):
+            return json_response(
+                {
+                    "success": {
+                        "code": 200,
+                        "data": {
+                            "nodeIndex": self.index,
+                            "publicKey": base64.b64encode(self.public_key).decode(),
+                            "epoch": self.registry.current_epoch(),
+                            "blobs": len(self.stored_blob_ids()),
+                        },
+                    }
+                }
+            )
+        if len(parts) < 4 or parts[:2] != ["v1", "blobs"]:
+            return _error(404, "NOT_FOUND", f"no route for {request.path}")
+        blob_text = parts[2]
+        try:
+            blob_id = blob_id_from_text(blob_text)
+        except ValueError as exc:
+            return _error(400, "INVALID_BLOB_ID", str(exc))
+        rest = parts[3:]
+        if rest == ["metadata"]:
+            if method == "PUT":
+                return await self._put_metadata(blob_text, blob_id, request.body)
+            if method in ("GET", "HEAD"):
+                return self._get_metadata(blob_text)
+        elif len(rest) == 3 and rest[0] == "slivers":
+            try:
+                index = int(rest[1])
+            except ValueError:
+                return _error(400, "INVALID_ARGUMENT", f"{rest[1]!r} is not a sliver pair index")
+            if rest[2] != "primary":
+                return _error(400, "INVALID_ARGUMENT", "the devnet stores primary slivers only")
+            if not 0 <= index < self._coder.n:
+                return _error(400, "INDEX_OUT_OF_RANGE", f"index {index} is out of range")
+            if index != self.index:
+                return _error(
+                    400,
+                    "SHARD_NOT_ASSIGNED",
+                    f"this node holds shard {self.index}, not {index}",
+                    status="FAILED_PRECONDITION",
+                )
+            if method == "PUT":
+                return await self._put_share(blob_text, request.body)
+            if method in ("GET", "HEAD"):
+                return await self._get_share(blob_text)
+        elif rest == ["confirmation", "permanent"] and method == "GET":
+            return self._confirm(blob_text, blob_id)
+        return _error(404, "NOT_FOUND", f"no route for {method} {request.path}")
+
+    async def _put_metadata(self, blob_text: str, blob_id: bytes, body: bytes) -> Response:
+        try:
+            metadata = BlobMetadata.from_bytes(body)
+            metadata.check(blob_id, self._coder.n)
+        except InvalidMetadata as exc:
+            return _error(400, "INVALID_METADATA", str(exc))
+        epoch = self.registry.current_epoch()
+        entry = self._entries.get(blob_text)
+        if entry is None:
+            self._entries[blob_text] = _Entry(metadata, epoch, self._clock())
+            return _ok(201, "metadata successfully stored")
+        async with entry.lock:
+            entry.stored_epoch = epoch
+            entry.stored_at = self._clock()
+            if entry.has_share:
+                # A re-upload (perhaps after expiry): persist the new stamp.
+                await trio.to_thread.run_sync(self._write_blob, blob_text, entry, None)
+        return _ok(200, "metadata already stored")
+
+    def _get_metadata(self, blob_text: str) -> Response:
+        entry = self._entries.get(blob_text)
+        if entry is None:
+            return _error(404, "METADATA_NOT_FOUND", "no metadata for this blob")
+        return Response(200, entry.metadata.to_bytes(), content_type="application/octet-stream")
+
+    async def _put_share(self, blob_text: str, body: bytes) -> Response:
+        entry = self._entries.get(blob_text)
+        if entry is None:
+            return _error(
+                400,
+                "METADATA_NOT_FOUND",
+                "upload the metadata before the sliver",
+                status="FAILED_PRECONDITION",
+            )
+        if await hash_bytes(body) != entry.metadata.share_hashes[self.index]:
+            return _error(
+                400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
+            )
+        async with entry.lock:
+            if self._entries.get(blob_text) is not entry:
+                return _error(409, "CONFLICT", "the blob was dropped while uploading; retry")
+            if entry.has_share:
+                return _ok(200, "sliver already stored")
+            await trio.to_thread.run_sync(self._write_blob, blob_text, entry, body)
+            entry.has_share = True
+        return _ok(201, "sliver successfully stored")
+
+    async def _read_share(self, blob_text: str, entry: _Entry) -> bytes | None:
+        """The share from disk, verified if its file changed since the last check.
+
+        A corrupt or vanished share is dropped and queued for repair; returns None then.
+        """
+        path = self.share_path(blob_text)
+
+        def read() -> tuple[bytes, StatSig] | None:
+            try:
+                with open(path, "rb") as f:
+                    sig = _stat_sig(os.fstat(f.fileno()))
+                    return f.read(), sig
+            except FileNotFoundError:
+                return None
+
+        got = await trio.to_thread.run_sync(read)
+        if got is not None:
+            data, sig = got
+            if sig == entry.verified:
+                return data
+            if await hash_bytes(data) == entry.metadata.share_hashes[self.index]:
+                entry.verified = sig
+                return data
+            log.warning("node %d: share of %s is corrupt on disk", self.index, blob_text)
+        else:
+            log.warning("node %d: share of %s vanished from disk", self.index, blob_text)
+        await self._drop_share(blob_text, entry)
+        return None
+
+    async def _drop_share(self, blob_text: str, entry: _Entry) -> None:
+        async with entry.lock:
+            entry.has_share = False
+            entry.verified = None
+            await trio.to_thread.run_sync(remove_durably, [self.share_path(blob_text)])
+        self._repair_after.pop(blob_text, None)
+        self._wake.set()
+
+    async def _get_share(self, blob_text: str) -> Response:
+        entry = self._entries.get(blob_text)
+        if entry is None or not entry.has_share:
+            return _error(404, "SLIVER_NOT_FOUND", "this node does not hold the sliver")
+        data = await self._read_share(blob_text, entry)
+        if data is None:
+            return _error(404, "SLIVER_NOT_FOUND", "this node does not hold the sliver")
+        if self.faults.read_delay:
+            await trio.sleep(self.faults.read_delay)
+        if self.faults.corrupt_reads and data:
+            data = bytes([data[0] ^ 0xFF]) + data[1:]
+        return Response(200, data, content_type="application/octet-stream")
+
+    def _confirm(self, blob_text: str, blob_id: bytes) -> Response:
+        entry = self._entries.get(blob_text)
+        if entry is None or not entry.has_share:
+            return _error(
+                400,
+                "MISSING_SLIVERS",
+                "this node does not hold its sliver of the blob",
+                status="FAILED_PRECONDITION",
+            )
+        epoch = self.registry.current_epoch()
+        confirmation = sign_confirmation(self._key, self.index, epoch, blob_id)
+        return json_response(
+            {
+                "success": {
+                    "code": 200,
+                    "data": {
+                        "signed": {
+                            "serializedMessage": base64.b64encode(confirmation.message).decode(),
+                            "signature": base64.b64encode(confirmation.signature).decode(),
+                        }
+                    },
+                }
+            }
+        )
+
+    # -- maintenance
+
+    async def _maintenance(self, committee_ready: trio.Event | None) -> None:
+        if committee_ready is not None:
+            await committee_ready.wait()
+        while True:
+            try:
+                await self._collect_garbage()
+                await self._scrub()
+                await self._repair_missing()
+            except Exception:
+                log.exception("node %d: maintenance pass failed", self.index)
+            with trio.move_on_after(self.settings.maintenance_interval):
+                await self._wake.wait()
+            self._wake = trio.Event()
+
+    def _should_drop(self, blob_text: str, entry: _Entry) -> bool:
+        end = live_end_epoch(self.registry.blob_objects(blob_text))
+        if end is not None and self.registry.current_epoch() < end:
+            return False  # live
+        if end is not None and entry.stored_epoch < end:
+            return True  # our copy belongs to registrations that have all expired
+        # Never certified, deleted, or re-uploaded after expiry: give the upload time to finish.
+        return self._clock() - entry.stored_at >= self.settings.pending_grace
+
+    async def _collect_garbage(self) -> None:
+        for blob_text, entry in list(self._entries.items()):
+            if not self._should_drop(blob_text, entry):
+                continue
+            async with entry.lock:
+                if self._entries.get(blob_text) is not entry or not self._should_drop(
+                    blob_text, entry
+                ):
+                    continue  # re-uploaded meanwhile
+                del self._entries[blob_text]
+                await trio.to_thread.run_sync(
+                    remove_durably, [self.share_path(blob_text), self.meta_path(blob_text)]
+                )
+            self._repair_after.pop(blob_text, None)
+            log.debug("node %d: dropped %s", self.index, blob_text)
+
+    async def _scrub(self) -> None:
+        """Re-verify shares whose files changed behind the node's back (cheap: stat only)."""
+        for blob_text, entry in list(self._entries.items()):
+            if not entry.has_share:
+                continue
+            try:
+                sig = _stat_sig(os.stat(self.share_path(blob_text)))
+            except FileNotFoundError:
+                sig = None
+            if sig is not None and sig == entry.verified:
+                continue
+            await self._read_share(blob_text, entry)
+
+    async def _repair_missing(self) -> None:
+        now = self._clock()
+        for blob_text in self.registry.live_blob_ids():
+            entry = self._entries.get(blob_text)
+            if entry is not None and entry.has_share:
+                continue
+            if self._repair_after.get(blob_text, 0.0) > now:
+                continue
+            if entry is not None and now - entry.stored_at < 2 * self.settings.maintenance_interval:
+                continue  # its upload is probably still arriving
+            ok = False
+            try:
+                ok = await self.repair(blob_text)
+            finally:
+                if not ok:
+                    # Try again later, without hammering peers that cannot help yet.
+                    self._repair_after[blob_text] = self._clock() + max(
+                        5.0, 5 * self.settings.maintenance_interval
+                    )
+
+    async def repair(self, blob_text: str) -> bool:
+        """Rebuild this node's share of a blob from its peers; True once it is stored."""
+        blob_id = blob_id_from_text(blob_text)
+        committee = self.registry.committee()
+        policy = self.settings.fetch
+        entry = self._entries.get(blob_text)
+        metadata = entry.metadata if entry is not None else None
+        if metadata is None:
+            metadata = await fetch_metadata(
+                self._client, committee, blob_id, self._coder.n, policy, exclude=[self.index]
+            )
+            if metadata is None:
+                log.info("node %d: no peer has metadata for %s yet", self.index, blob_text)
+                return False
+        k = self._coder.k
+        collector = ShareCollector(self._client, committee, blob_id, metadata, policy)
+        peers = [i for i in range(self._coder.n) if i != self.index]
+        if not await collector.collect(peers, k):
+            log.info("node %d: too few peers can help repair %s", self.index, blob_text)
+            return False
+        share_length = len(next(iter(collector.shares.values())))
+
+        def rebuild() -> bytes:
+            shares = collector.shares
+            pieces = self._coder.decode(shares, share_length * k)
+            primaries = [bytes(p) for p in pieces]
+            return self._coder.share_from_primaries(primaries, self.index)
+
+        share = await trio.to_thread.run_sync(rebuild)
+        if blake2b256(share) != metadata.share_hashes[self.index]:
+            log.error("node %d: rebuilt share of %s does not match its hash", self.index, blob_text)
+            return False
+        if entry is None:
+            entry = self._entries.setdefault(
+                blob_text, _Entry(metadata, self.registry.current_epoch(), self._clock())
+            )
+        async with entry.lock:
+            if self._entries.get(blob_text) is not entry:
+                return False
+            if not entry.has_share:
+                await trio.to_thread.run_sync(self._write_blob, blob_text, entry, share)
+                entry.has_share = True
+        self._repair_after.pop(blob_text, None)
+        log.info("node %d: repaired its share of %s", self.index, blob_text)
+        return True
+
+
+def _error(code: int, reason: str, message: str, *, status: str | None = None) -> Response:
+    return error_response(code, reason, message, domain=STORAGE_DOMAIN, status=status)
+
+
+def _ok(code: int, message: str) -> Response:
+    return json_response({"success": {"code": code, "data": message}}, code)

@@ -1,0 +1,749 @@
+"""The devnet's publisher and aggregator: Walrus's daemon HTTP API over the storage nodes.
+
+Endpoints, parameters, JSON bodies, headers, status codes and error bodies follow
+`walrus daemon` (daemon_openapi.yaml, corrected to camelCase as the wire has it):
+
+| method | path | answer |
+|---|---|---|
+| PUT | /v1/blobs?epochs&permanent&deletable&send_object_to&share&force | newlyCreated / alreadyCertified |
+| GET | /v1/blobs/{blobId} (Range: bytes=a-b gives 206) | the blob |
+| GET | /v1/blobs/{blobId}/byte-range?start&length | a slice, 200 |
+| GET | /v1/blobs/by-object-id/{objectId} | the blob of that Blob object |
+| GET | /status | OK |
+
+Storing: the body is encoded into n zfec shares (devnet.encoding), each node gets the metadata
+and its share and answers with a signed confirmation; once n - f nodes confirmed (stragglers get
+`straggler_grace` more seconds, then are left to repair themselves), the registry certifies the
+blob and charges the owner, atomically. With fewer confirmations the answer is 504
+INSUFFICIENT_CONFIRMATIONS and nothing is certified or charged. An owner that cannot pay gets
+400 FAILED_PRECONDITION with reason INSUFFICIENT_FUNDS (the daemon's specs offer no better fit:
+it is not retryable, and the request is well formed).
+
+Reading: the registry says whether the blob is certified and unexpired (else 404); metadata
+comes from the nodes (verified against the blob id, then cached); shares are fetched from the
+primary nodes first, so a healthy read needs no decoding, and routed around nodes that are down,
+slow or lying (devnet.retrieval). Too few good shares: 503 BLOB_UNAVAILABLE.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import math
+import re
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import trio
+
+from walrusfs.devnet.apierror import error_response, json_response
+from walrusfs.devnet.blobid import (
+    ENCODING_NAMES,
+    ENCODING_ZFEC,
+    blob_id_from_text,
+    blob_id_to_text,
+)
+from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
+from walrusfs.devnet.encoding import BlobMetadata, EncodedBlob, ShareCoder
+from walrusfs.devnet.errors import InsufficientFunds, InvalidCertificate, StaleCertificate
+from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
+from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
+from walrusfs.devnet.registry import (
+    BlobObject,
+    BlobRegistry,
+    CertifyRequest,
+    Committee,
+    StorageConfirmation,
+    normalize_address,
+)
+from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, share_url
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PORT = 31415
+CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=3600"
+_PUT_PARAMS = {
+    "epochs",
+    "permanent",
+    "deletable",
+    "send_object_to",
+    "share",
+    "force",
+    "encoding_type",
+    "reuse_resources",
+}
+_READ_PARAMS = {"strict_consistency_check", "skip_consistency_check"}
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$")
+
+
+@dataclass
+class PublisherSettings:
+    address: str
+    """The publisher's own Sui address: owner and payer when no send_object_to is given."""
+    max_body: int = 10 * 1024 * 1024
+    """Largest blob accepted by PUT (413 above), like the real publisher's default."""
+    max_read_size: int | None = None
+    """Largest blob the aggregator returns (403 BLOB_TOO_LARGE above); None for no limit."""
+    max_concurrent_stores: int = 4
+    max_queued_stores: int = 64
+    """Stores waiting for a slot beyond this are refused with 429."""
+    store_timeout: float = 120.0
+    """Bound on the whole upload to one node."""
+    straggler_grace: float = 0.5
+    """After a quorum confirmed, how long the other nodes may still finish."""
+    fetch: FetchPolicy = field(default_factory=FetchPolicy)
+    blocklist: set[str] = field(default_factory=set)
+    """Blob ids refused with 451 FORBIDDEN_BLOB (the devnet's deny list)."""
+    metadata_cache: int = 4096
+
+
+def _error(code: int, reason: str, message: str, *, status: str | None = None) -> Response:
+    return error_response(code, reason, message, status=status)
+
+
+class _BadRequest(Exception):
+    def __init__(self, response: Response) -> None:
+        super().__init__(response.status)
+        self.response = response
+
+
+def _bool_param(query: dict[str, list[str]], name: str) -> bool | None:
+    values = query.get(name)
+    if not values:
+        return None
+    value = values[-1]
+    if value == "true":
+        return True
+    if value == "false":
+        return False
+    raise _BadRequest(
+        _error(400, "MALFORMED_REQUEST", f"{name} must be true or false, not {value!r}")
+    )
+
+
+@dataclass(frozen=True)
+class _StoreOptions:
+    epochs: int
+    deletable: bool
+    owner: str
+    force: bool
+    sent: bool
+
+
+class Publisher:
+    """The publisher/aggregator service; `run` serves it until cancelled."""
+
+    def __init__(
+        self,
+        registry: BlobRegistry,
+        settings: PublisherSettings,
+        *,
+        encode: Callable[[bytes], Any] | None = None,
+    ) -> None:
+        self.registry = registry
+        self.settings = settings
+        self._coder = ShareCoder(registry.params().n_shards)
+        self._encode_async = encode
+        self._client = HTTPClient()
+        self._store_slots = trio.Semaphore(settings.max_concurrent_stores)
+        self._waiting = 0
+        self._metadata: OrderedDict[str, BlobMetadata] = OrderedDict()
+
+    async def run(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = DEFAULT_PORT,
+        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        limit = self.settings.max_body
+        config = ServerConfig(
+            max_body=limit,
+            too_large=lambda _r: _error(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                f"the blob is larger than this publisher's limit of {limit} bytes",
+            ),
+        )
+        try:
+            await serve(self.handle, host=host, port=port, config=config, task_status=task_status)
+        finally:
+            with trio.CancelScope(shield=True):
+                await self._client.aclose()
+
+    async def handle(self, request: Request) -> Response:
+        path = request.path
+        method = request.method
+        try:
+            if path == "/status" and method in ("GET", "HEAD"):
+                return Response(200, b"OK", content_type="text/plain; charset=utf-8")
+            if path == "/v1/blobs":
+                if method == "PUT":
+                    return await self._put_blob(request)
+                return Response(405, headers=[("allow", "PUT")])
+            if path.startswith("/v1/blobs/") and method in ("GET", "HEAD"):
+                parts = path[len("/v1/blobs/") :].split("/")
+                if len(parts) == 2 and parts[0] == "by-object-id":
+                    return await self._get_by_object_id(request, parts[1])
+                if len(parts) == 2 and parts[1] == "byte-range":
+                    return await self._get_byte_range(request, parts[0])
+                if len(parts) == 1:
+                    return await self._get_blob(request, parts[0])
+            return Response(404)
+        except _BadRequest as bad:
+            return bad.response
+
+    # -- storing
+
+    def _store_options(self, query: dict[str, list[str]]) -> _StoreOptions:
+        unknown = sorted(set(query) - _PUT_PARAMS)
+        if unknown:
+            raise _BadRequest(
+                _error(400, "MALFORMED_REQUEST", f"unknown query parameter {unknown[0]!r}")
+            )
+        params = self.registry.params()
+        epochs_text = query.get("epochs", ["1"])[-1]
+        if not epochs_text.isdigit() or int(epochs_text) < 1:
+            raise _BadRequest(
+                _error(
+                    400,
+                    "MALFORMED_REQUEST",
+                    f"epochs must be a positive integer, not {epochs_text!r}",
+                )
+            )
+        epochs = int(epochs_text)
+        if epochs > params.max_epochs_ahead:
+            raise _BadRequest(
+                _error(
+                    400,
+                    "MALFORMED_REQUEST",
+                    f"blobs can be stored for at most {params.max_epochs_ahead} epochs ahead",
+                )
+            )
+        permanent = _bool_param(query, "permanent")
+        deletable = _bool_param(query, "deletable")
+        if permanent and deletable:
+            raise _BadRequest(
+                _error(
+                    400,
+                    "INVALID_BLOB_PERSISTENCE",
+                    "the blob cannot be both deletable and permanent",
+                )
+            )
+        force = bool(_bool_param(query, "force"))
+        _bool_param(query, "reuse_resources")
+        share = _bool_param(query, "share")
+        send_to = query.get("send_object_to")
+        if share and send_to:
+            raise _BadRequest(
+                _error(400, "MALFORMED_REQUEST", "send_object_to and share are exclusive")
+            )
+        if share:
+            raise _BadRequest(
+                _error(400, "MALFORMED_REQUEST", "the devnet does not create shared blobs")
+            )
+        encoding = query.get("encoding_type")
+        if encoding and encoding[-1].upper() != ENCODING_NAMES[ENCODING_ZFEC]:
+            raise _BadRequest(
+                _error(
+                    400,
+                    "MALFORMED_REQUEST",
+                    f"the devnet encodes with {ENCODING_NAMES[ENCODING_ZFEC]}, not {encoding[-1]}",
+                )
+            )
+        owner = self.settings.address
+        if send_to:
+            try:
+                owner = normalize_address(send_to[-1])
+            except ValueError as exc:
+                raise _BadRequest(_error(400, "MALFORMED_REQUEST", str(exc))) from None
+        return _StoreOptions(epochs, not permanent, owner, force, bool(send_to))
+
+    async def _put_blob(self, request: Request) -> Response:
+        options = self._store_options(request.query)
+        if self._waiting >= self.settings.max_queued_stores:
+            return _error(429, "TOO_MANY_REQUESTS", "the publisher is busy; retry later")
+        self._waiting += 1
+        try:
+            await self._store_slots.acquire()
+        finally:
+            self._waiting -= 1
+        try:
+            return await self._store(request.body, options)
+        finally:
+            self._store_slots.release()
+
+    async def encode(self, data: bytes) -> EncodedBlob:
+        if self._encode_async is not None:
+            result: EncodedBlob = await self._encode_async(data)
+            return result
+        return await trio.to_thread.run_sync(self._coder.encode, data)
+
+    async def _store(self, data: bytes, options: _StoreOptions) -> Response:
+        registry = self.registry
+        params = registry.params()
+        encoded = await self.encode(data)
+        blob_id = encoded.blob_id
+        blob_text = blob_id_to_text(blob_id)
+        if blob_text in self.settings.blocklist:
+            return _error(451, "FORBIDDEN_BLOB", "the blob is blocked by this publisher")
+        epoch = registry.current_epoch()
+        if not options.force:
+            existing = self._already_certified(blob_text, epoch + options.epochs, options)
+            if existing is not None:
+                return existing
+        cost = params.cost(len(data), options.epochs)
+        balance = registry.balance(options.owner)
+        if balance < cost:
+            return self._insufficient(InsufficientFunds(options.owner, cost, balance))
+        self._remember_metadata(blob_text, encoded.metadata)
+        committee = registry.committee()
+        confirmations, stored = await self._upload(committee, encoded)
+        certification = None
+        for _attempt in range(3):
+            current = registry.current_epoch()
+            valid = tuple(c for c in confirmations.values() if _epoch_of(c) == current)
+            if len(valid) < params.quorum:
+                if len(stored) < params.quorum:
+                    break
+                # The epoch changed while uploading: ask the nodes that stored to sign again.
+                confirmations = await self._confirm_all(committee, blob_id, stored)
+                continue
+            request = CertifyRequest(
+                blob_id=blob_text,
+                size=len(data),
+                encoding_type=ENCODING_ZFEC,
+                epochs_ahead=options.epochs,
+                deletable=options.deletable,
+                owner=options.owner,
+                epoch=current,
+                confirmations=valid,
+            )
+            try:
+                certification = registry.certify_blob(request)
+                break
+            except StaleCertificate:
+                confirmations = await self._confirm_all(committee, blob_id, stored)
+            except InsufficientFunds as exc:
+                return self._insufficient(exc)
+            except InvalidCertificate as exc:
+                log.warning("certificate for %s refused: %s", blob_text, exc)
+                break
+        if certification is None:
+            return _error(
+                504,
+                "INSUFFICIENT_CONFIRMATIONS",
+                "the service timed-out while waiting for confirmations, please try again "
+                f"({len(stored)} of {params.n_shards} nodes stored the blob, "
+                f"{params.quorum} needed)",
+            )
+        blob = certification.blob
+        log.info(
+            "stored %s (%d bytes) until epoch %d for %d FROST",
+            blob_text,
+            len(data),
+            blob.end_epoch,
+            certification.cost,
+        )
+        return json_response(
+            {
+                "newlyCreated": {
+                    "blobObject": _blob_object_json(blob),
+                    "resourceOperation": {
+                        "registerFromScratch": {
+                            "encodedLength": certification.encoded_length,
+                            "epochsAhead": options.epochs,
+                        }
+                    },
+                    "cost": certification.cost,
+                }
+            }
+        )
+
+    def _insufficient(self, exc: InsufficientFunds) -> Response:
+        return _error(400, "INSUFFICIENT_FUNDS", str(exc), status="FAILED_PRECONDITION")
+
+    def _already_certified(
+        self, blob_text: str, wanted_end: int, options: _StoreOptions
+    ) -> Response | None:
+        """An alreadyCertified answer if a good-enough certified object exists.
+
+        A permanent object lasting long enough satisfies any request (quoted by its event); a
+        deletable one only satisfies a deletable request when it belongs to the publisher and
+        nothing is to be sent elsewhere (quoted by its object id), as with the real publisher.
+        """
+        epoch = self.registry.current_epoch()
+        best: BlobObject | None = None
+        for blob in self.registry.blob_objects(blob_text):
+            if not blob.is_live(epoch) or blob.end_epoch < wanted_end:
+                continue
+            if blob.deletable and not (
+                options.deletable and not options.sent and blob.owner == self.settings.address
+            ):
+                continue
+            if (
+                best is None
+                or (best.deletable and not blob.deletable)
+                or (best.deletable == blob.deletable and blob.end_epoch > best.end_epoch)
+            ):
+                best = blob
+        if best is None:
+            return None
+        body: dict[str, Any] = {"blobId": blob_text}
+        if best.deletable:
+            body["object"] = best.object_id
+        else:
+            event = best.certify_event
+            assert event is not None
+            body["event"] = {"txDigest": event.tx_digest, "eventSeq": str(event.event_seq)}
+        body["endEpoch"] = best.end_epoch
+        return json_response({"alreadyCertified": body})
+
+    async def _upload(
+        self, committee: Committee, encoded: EncodedBlob
+    ) -> tuple[dict[int, StorageConfirmation], set[int]]:
+        """Send metadata and shares to every node; returns confirmations and who stored."""
+        params = self.registry.params()
+        metadata = encoded.metadata.to_bytes()
+        confirmations: dict[int, StorageConfirmation] = {}
+        stored: set[int] = set()
+        pending = params.n_shards
+        progress = trio.Event()
+
+        async def one(index: int) -> None:
+            nonlocal pending
+            try:
+                confirmation = await self._store_on_node(committee, encoded, metadata, index)
+            finally:
+                pending -= 1
+                progress.set()
+            if confirmation is not None:
+                stored.add(index)
+                confirmations[index] = confirmation
+
+        async with trio.open_nursery() as nursery:
+            for index in range(params.n_shards):
+                nursery.start_soon(one, index)
+            # Wait for every node, but once a quorum confirmed give the rest only a grace period.
+            deadline = math.inf
+            while pending:
+                if len(confirmations) >= params.quorum and deadline == math.inf:
+                    deadline = trio.current_time() + self.settings.straggler_grace
+                progress = trio.Event()
+                with trio.move_on_at(deadline):
+                    await progress.wait()
+                if trio.current_time() >= deadline:
+                    break
+            nursery.cancel_scope.cancel()
+        return confirmations, stored
+
+    async def _store_on_node(
+        self, committee: Committee, encoded: EncodedBlob, metadata: bytes, index: int
+    ) -> StorageConfirmation | None:
+        """Metadata, then the share, then the confirmation; None if the node failed."""
+        blob_id = encoded.blob_id
+        base = committee.member(index).url
+        text = blob_id_to_text(blob_id)
+        try:
+            with trio.fail_after(self.settings.store_timeout):
+                r = await self._client.request("PUT", f"{base}/v1/blobs/{text}/metadata", metadata)
+                if r.status not in (200, 201):
+                    log.info("node %d refused metadata: %d %s", index, r.status, r.body[:200])
+                    return None
+                r = await self._client.request(
+                    "PUT", share_url(base, blob_id, index), encoded.shares[index]
+                )
+                if r.status not in (200, 201):
+                    log.info("node %d refused its share: %d %s", index, r.status, r.body[:200])
+                    return None
+                return await self._confirmation(committee, blob_id, index)
+        except (HTTPClientError, trio.TooSlowError) as exc:
+            log.info("node %d did not store %s: %s", index, text, exc)
+            return None
+
+    async def _confirmation(
+        self, committee: Committee, blob_id: bytes, index: int
+    ) -> StorageConfirmation | None:
+        base = committee.member(index).url
+        url = f"{base}/v1/blobs/{blob_id_to_text(blob_id)}/confirmation/permanent"
+        r = await self._client.request("GET", url, max_response=1 << 16)
+        if r.status != 200:
+            log.info("node %d gave no confirmation: %d", index, r.status)
+            return None
+        try:
+            signed = json.loads(r.body)["success"]["data"]["signed"]
+            confirmation = StorageConfirmation(
+                index,
+                base64.b64decode(signed["serializedMessage"]),
+                base64.b64decode(signed["signature"]),
+            )
+            _, _, epoch, _ = parse_confirmation_message(confirmation.message)
+        except (ValueError, KeyError, TypeError):
+            log.warning("node %d sent a malformed confirmation", index)
+            return None
+        if not verify_confirmation(confirmation, committee, epoch, blob_id):
+            log.warning("node %d sent an invalid confirmation", index)
+            return None
+        return confirmation
+
+    async def _confirm_all(
+        self, committee: Committee, blob_id: bytes, nodes: set[int]
+    ) -> dict[int, StorageConfirmation]:
+        out: dict[int, StorageConfirmation] = {}
+
+        async def one(index: int) -> None:
+            try:
+                with trio.fail_after(self.settings.fetch.request_timeout):
+                    confirmation = await self._confirmation(committee, blob_id, index)
+            except (HTTPClientError, trio.TooSlowError):
+                return
+            if confirmation is not None:
+                out[index] = confirmation
+
+        async with trio.open_nursery() as nursery:
+            for index in nodes:
+                nursery.start_soon(one, index)
+        return out
+
+    # -- reading
+
+    def _remember_metadata(self, blob_text: str, metadata: BlobMetadata) -> None:
+        self._metadata[blob_text] = metadata
+        self._metadata.move_to_end(blob_text)
+        while len(self._metadata) > self.settings.metadata_cache:
+            self._metadata.popitem(last=False)
+
+    async def _blob_metadata(self, blob_text: str, blob_id: bytes) -> BlobMetadata | None:
+        metadata = self._metadata.get(blob_text)
+        if metadata is not None:
+            self._metadata.move_to_end(blob_text)
+            return metadata
+        metadata = await fetch_metadata(
+            self._client,
+            self.registry.committee(),
+            blob_id,
+            self._coder.n,
+            self.settings.fetch,
+        )
+        if metadata is not None:
+            self._remember_metadata(blob_text, metadata)
+        return metadata
+
+    def _check_read_params(self, query: dict[str, list[str]]) -> None:
+        unknown = sorted(set(query) - _READ_PARAMS)
+        if unknown:
+            raise _BadRequest(
+                _error(400, "MALFORMED_REQUEST", f"unknown query parameter {unknown[0]!r}")
+            )
+        if _bool_param(query, "strict_consistency_check") and _bool_param(
+            query, "skip_consistency_check"
+        ):
+            raise _BadRequest(
+                _error(
+                    400,
+                    "INVALID_CONSISTENCY_CHECK",
+                    "strict and skip consistency checks are exclusive",
+                )
+            )
+
+    async def _resolve(self, blob_text: str) -> tuple[bytes, BlobMetadata]:
+        """Check a blob id is readable; raises _BadRequest with the error answer if not."""
+        try:
+            blob_id = blob_id_from_text(blob_text)
+        except ValueError as exc:
+            raise _BadRequest(_error(400, "MALFORMED_REQUEST", str(exc))) from None
+        if blob_text in self.settings.blocklist:
+            raise _BadRequest(_error(451, "FORBIDDEN_BLOB", "the requested blob is blocked"))
+        epoch = self.registry.current_epoch()
+        if not any(b.is_live(epoch) for b in self.registry.blob_objects(blob_text)):
+            raise _BadRequest(
+                _error(
+                    404,
+                    "BLOB_NOT_FOUND",
+                    "the requested blob ID does not exist on Walrus, ensure that it was "
+                    "entered correctly",
+                )
+            )
+        metadata = await self._blob_metadata(blob_text, blob_id)
+        if metadata is None:
+            raise _BadRequest(_unavailable())
+        limit = self.settings.max_read_size
+        if limit is not None and metadata.unencoded_length > limit:
+            raise _BadRequest(
+                _error(
+                    403,
+                    "BLOB_TOO_LARGE",
+                    f"the blob size exceeds the maximum allowed size: {limit}",
+                )
+            )
+        return blob_id, metadata
+
+    async def _get_blob(self, request: Request, blob_text: str) -> Response:
+        self._check_read_params(request.query)
+        return await self._read_response(request, blob_text)
+
+    async def _get_by_object_id(self, request: Request, object_text: str) -> Response:
+        self._check_read_params(request.query)
+        try:
+            object_id = normalize_address(object_text)
+        except ValueError as exc:
+            return _error(400, "MALFORMED_REQUEST", str(exc))
+        blob = self.registry.get_blob_object(object_id)
+        if blob is None:
+            return _error(404, "BLOB_NOT_FOUND", f"no Blob object {object_id}")
+        return await self._read_response(request, blob.blob_id)
+
+    async def _read_response(self, request: Request, blob_text: str) -> Response:
+        range_header = request.header("range")
+        if range_header is not None:
+            start, end = self._parse_range(range_header)
+        blob_id, metadata = await self._resolve(blob_text)
+        size = metadata.unencoded_length
+        headers = self._read_headers(request, blob_text)
+        if range_header is None:
+            pieces = await self._read_range(blob_id, metadata, 0, size)
+            return Response(200, chunks=pieces, headers=headers)
+        if end >= size:
+            return _error(
+                416,
+                "INVALID_BYTE_RANGE",
+                f"invalid byte range parameters: range {start}-{end} is beyond the blob's "
+                f"{size} bytes",
+            )
+        pieces = await self._read_range(blob_id, metadata, start, end + 1)
+        headers.append(("content-range", f"bytes {start}-{end}/{size}"))
+        return Response(206, chunks=pieces, headers=headers)
+
+    def _parse_range(self, header: str) -> tuple[int, int]:
+        match = _RANGE.match(header)
+
+        def bad(message: str) -> _BadRequest:
+            return _BadRequest(
+                _error(416, "INVALID_BYTE_RANGE", f"invalid byte range parameters: {message}")
+            )
+
+        if match is None:
+            raise bad("invalid range header format (only one range bytes=start-end)")
+        start_text, end_text = match.groups()
+        if not start_text:
+            raise bad("must provide start index")
+        if not end_text:
+            raise bad("must provide end index")
+        start, end = int(start_text), int(end_text)
+        if start > end:
+            raise bad("start index must be less than end index")
+        return start, end
+
+    async def _get_byte_range(self, request: Request, blob_text: str) -> Response:
+        query = request.query
+        unknown = sorted(set(query) - {"start", "length"})
+        if unknown:
+            return _error(400, "MALFORMED_REQUEST", f"unknown query parameter {unknown[0]!r}")
+        values = []
+        for name in ("start", "length"):
+            text = query.get(name, [""])[-1]
+            if not text.isdigit():
+                return _error(400, "MALFORMED_REQUEST", f"{name} must be a non-negative integer")
+            values.append(int(text))
+        start, length = values
+        if length == 0:
+            return _error(
+                400,
+                "INVALID_BYTE_RANGE",
+                "invalid byte range parameters: length must be greater than 0",
+            )
+        blob_id, metadata = await self._resolve(blob_text)
+        size = metadata.unencoded_length
+        if start + length > size:
+            return _error(
+                400,
+                "INVALID_BYTE_RANGE",
+                f"invalid byte range parameters: {start}+{length} is beyond the blob's "
+                f"{size} bytes",
+            )
+        pieces = await self._read_range(blob_id, metadata, start, start + length)
+        headers = self._read_headers(request, f"{blob_text}-{start}-{length}")
+        return Response(200, chunks=pieces, headers=headers)
+
+    def _read_headers(self, request: Request, etag: str) -> list[tuple[str, str]]:
+        headers = [
+            ("x-content-type-options", "nosniff"),
+            ("cache-control", CACHE_CONTROL),
+            ("etag", etag),
+        ]
+        accept = request.header("accept")
+        content_type = request.header("content-type")
+        if accept and "*" not in accept:
+            headers.append(("content-type", accept))
+        elif request.method == "GET" and content_type:
+            headers.append(("content-type", content_type))
+        return headers
+
+    async def _read_range(
+        self, blob_id: bytes, metadata: BlobMetadata, start: int, end: int
+    ) -> list[bytes | memoryview]:
+        """Bytes [start, end) of the blob, as pieces; raises _BadRequest(503) if unreachable."""
+        if start >= end:
+            return []
+        coder = self._coder
+        k = coder.k
+        length = coder.share_length(metadata.unencoded_length)
+        collector = ShareCollector(
+            self._client, self.registry.committee(), blob_id, metadata, self.settings.fetch
+        )
+        first, last = start // length, (end - 1) // length
+        wanted = list(range(first, last + 1))
+        if await collector.collect(wanted, len(wanted)):
+            blocks: dict[int, bytes | memoryview] = dict(collector.shares)
+        else:
+            # Some primary share is unreachable: gather any k and decode.
+            order = [i for i in range(k) if i not in wanted] + list(range(k, coder.n))
+            if not await collector.collect(order, k):
+                raise _BadRequest(_unavailable())
+            shares = collector.shares
+            decoded = await trio.to_thread.run_sync(coder.decode, shares, length * k)
+            blocks = dict(enumerate(decoded))
+        pieces: list[bytes | memoryview] = []
+        for index in wanted:
+            block = blocks[index]
+            lo = max(start - index * length, 0)
+            hi = min(end - index * length, length)
+            pieces.append(block if (lo, hi) == (0, len(block)) else memoryview(block)[lo:hi])
+        return pieces
+
+
+def _unavailable() -> Response:
+    return _error(
+        503,
+        "BLOB_UNAVAILABLE",
+        "the requested blob is currently not retrievable from Walrus; this may be transient "
+        "— retry with backoff",
+    )
+
+
+def _epoch_of(confirmation: StorageConfirmation) -> int:
+    return parse_confirmation_message(confirmation.message)[2]
+
+
+def _blob_object_json(blob: BlobObject) -> dict[str, Any]:
+    return {
+        "id": blob.object_id,
+        "registeredEpoch": blob.registered_epoch,
+        "blobId": blob.blob_id,
+        "size": blob.size,
+        "encodingType": ENCODING_NAMES.get(blob.encoding_type, str(blob.encoding_type)),
+        "certifiedEpoch": blob.certified_epoch,
+        "storage": {
+            "id": blob.storage.object_id,
+            "startEpoch": blob.storage.start_epoch,
+            "endEpoch": blob.storage.end_epoch,
+            "storageSize": blob.storage.storage_size,
+        },
+        "deletable": blob.deletable,
+    }
+
+
+__all__: Sequence[str] = ["DEFAULT_PORT", "Publisher", "PublisherSettings"]

@@ -1,0 +1,170 @@
+"""Fetching verified metadata and shares from the storage nodes.
+
+Used by the aggregator to read blobs and by a storage node to repair its own share. Nothing a
+node returns is trusted: metadata must hash to the blob id, a share must hash to its entry in
+the metadata. Requests run concurrently, each bounded by a timeout; a node that fails, times
+out or returns a bad share is replaced by the next candidate, and a node that is merely slow is
+hedged: after `hedge_after` seconds without an answer another candidate is asked too, and the
+first k good shares win.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import trio
+
+from walrusfs.devnet.blobid import blake2b256, blob_id_to_text
+from walrusfs.devnet.encoding import BlobMetadata
+from walrusfs.devnet.errors import InvalidMetadata
+from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
+from walrusfs.devnet.registry import Committee
+
+log = logging.getLogger(__name__)
+
+# Hash shares in a worker thread from this size on; below, a thread costs more than it saves.
+THREAD_HASH_MIN = 256 * 1024
+
+
+@dataclass(frozen=True)
+class FetchPolicy:
+    request_timeout: float = 30.0
+    """Bound on one request to one node."""
+    hedge_after: float = 1.0
+    """Ask one more node when no answer arrived for this long."""
+
+
+async def hash_bytes(data: bytes) -> bytes:
+    if len(data) < THREAD_HASH_MIN:
+        return blake2b256(data)
+    return await trio.to_thread.run_sync(blake2b256, data)
+
+
+def _metadata_url(base: str, blob_id: bytes) -> str:
+    return f"{base}/v1/blobs/{blob_id_to_text(blob_id)}/metadata"
+
+
+def share_url(base: str, blob_id: bytes, index: int) -> str:
+    return f"{base}/v1/blobs/{blob_id_to_text(blob_id)}/slivers/{index}/primary"
+
+
+async def fetch_metadata(
+    client: HTTPClient,
+    committee: Committee,
+    blob_id: bytes,
+    n_shards: int,
+    policy: FetchPolicy,
+    *,
+    exclude: Sequence[int] = (),
+) -> BlobMetadata | None:
+    """Verified metadata from the first node that has it, or None if none does."""
+    order = [m for m in committee.members if m.index not in exclude]
+    result: list[BlobMetadata] = []
+
+    async def ask(url: str, wave: trio.CancelScope) -> None:
+        try:
+            with trio.fail_after(policy.request_timeout):
+                response = await client.request("GET", url, max_response=1 << 24)
+        except (HTTPClientError, trio.TooSlowError):
+            return
+        if response.status != 200:
+            return
+        try:
+            metadata = BlobMetadata.from_bytes(response.body)
+            metadata.check(blob_id, n_shards)
+        except InvalidMetadata as exc:
+            log.warning("%s served bad metadata: %s", url, exc)
+            return
+        result.append(metadata)
+        wave.cancel()
+
+    # Metadata is small: ask a few nodes at once and take the first good answer.
+    batch = 3
+    for start in range(0, len(order), batch):
+        async with trio.open_nursery() as wave:
+            for member in order[start : start + batch]:
+                wave.start_soon(ask, _metadata_url(member.url, blob_id), wave.cancel_scope)
+        if result:
+            return result[0]
+    return None
+
+
+class ShareCollector:
+    """Collects verified shares of one blob from the committee."""
+
+    def __init__(
+        self,
+        client: HTTPClient,
+        committee: Committee,
+        blob_id: bytes,
+        metadata: BlobMetadata,
+        policy: FetchPolicy,
+    ) -> None:
+        self._client = client
+        self._committee = committee
+        self._blob_id = blob_id
+        self._metadata = metadata
+        self._policy = policy
+        self.shares: dict[int, bytes] = {}
+        self.failed: set[int] = set()
+
+    async def _fetch_one(self, index: int) -> bytes | None:
+        url = share_url(self._committee.member(index).url, self._blob_id, index)
+        try:
+            with trio.fail_after(self._policy.request_timeout):
+                response = await self._client.request("GET", url)
+        except (HTTPClientError, trio.TooSlowError) as exc:
+            log.debug("share %d unavailable: %s", index, exc)
+            return None
+        if response.status != 200:
+            log.debug("share %d: node answered %d", index, response.status)
+            return None
+        if await hash_bytes(response.body) != self._metadata.share_hashes[index]:
+            log.warning(
+                "node %d served a corrupt share of %s", index, blob_id_to_text(self._blob_id)
+            )
+            return None
+        return response.body
+
+    async def collect(self, candidates: Sequence[int], needed: int) -> bool:
+        """Fetch from `candidates` (in order) until `needed` shares are held; True if reached.
+
+        Shares already held count; candidates already held or failed are skipped.
+        """
+        queue = [i for i in candidates if i not in self.shares and i not in self.failed]
+        if len(self.shares) >= needed:
+            return True
+        progress = trio.Event()
+        in_flight = 0
+
+        async def worker(index: int) -> None:
+            nonlocal in_flight, progress
+            try:
+                share = await self._fetch_one(index)
+            finally:
+                in_flight -= 1
+            if share is None:
+                self.failed.add(index)
+            else:
+                self.shares[index] = share
+            progress.set()
+
+        async with trio.open_nursery() as nursery:
+            while len(self.shares) < needed:
+                missing = needed - len(self.shares)
+                while queue and in_flight < missing:
+                    in_flight += 1
+                    nursery.start_soon(worker, queue.pop(0))
+                if in_flight == 0:
+                    break  # nothing left to ask
+                progress = trio.Event()
+                with trio.move_on_after(self._policy.hedge_after):
+                    await progress.wait()
+                if not progress.is_set() and queue:
+                    # Someone is slow: ask one more node on top of those in flight.
+                    in_flight += 1
+                    nursery.start_soon(worker, queue.pop(0))
+            nursery.cancel_scope.cancel()
+        return len(self.shares) >= needed
