@@ -19,7 +19,7 @@ them in a process pool (see devnet.workers), yielding the same bytes as one call
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import zfec
@@ -118,7 +118,7 @@ class BlobMetadata:
 @dataclass(frozen=True)
 class EncodedBlob:
     metadata: BlobMetadata
-    shares: tuple[bytes, ...]
+    shares: tuple[Buffer, ...]
     """Share i goes to the node holding shard i."""
 
     @property
@@ -126,8 +126,7 @@ class EncodedBlob:
         return self.metadata.blob_id()
 
 
-Stripe = tuple[int, int]
-StripeEncoder = Callable[[Sequence[memoryview], Sequence[int]], list[bytes]]
+Buffer = bytes | bytearray | memoryview
 
 
 class ShareCoder:
@@ -144,7 +143,7 @@ class ShareCoder:
     def share_length(self, size: int) -> int:
         return -(-max(size, 1) // self.k)
 
-    def primaries(self, data: bytes | memoryview) -> list[bytes]:
+    def primaries(self, data: Buffer) -> list[bytes]:
         """The k primary shares: the blob cut in k slices, the last one zero-padded."""
         length = self.share_length(len(data))
         view = memoryview(data)
@@ -154,44 +153,44 @@ class ShareCoder:
             out.append(bytes(piece) + bytes(length - len(piece)))
         return out
 
-    def parity(self, primaries: Sequence[bytes], wanted: Sequence[int]) -> list[bytes]:
+    def parity(self, primaries: Sequence[Buffer], wanted: Sequence[int]) -> list[bytes]:
         """Shares with indexes in `wanted` (all >= k), computed in this thread."""
         if not wanted:
             return []
         return list(self._encoder.encode(list(primaries), list(wanted)))
 
-    def metadata_for(self, size: int, shares: Sequence[bytes]) -> BlobMetadata:
+    def metadata_for(self, size: int, shares: Sequence[Buffer]) -> BlobMetadata:
         return BlobMetadata(ENCODING_ZFEC, size, tuple(blake2b256(s) for s in shares))
 
-    def encode(self, data: bytes | memoryview) -> EncodedBlob:
+    def encode(self, data: Buffer) -> EncodedBlob:
         """Every share and the metadata, in this thread (hashing and zfec included)."""
-        primaries = self.primaries(data)
-        shares = primaries + self.parity(primaries, range(self.k, self.n))
+        primaries: list[Buffer] = list(self.primaries(data))
+        shares = primaries + list(self.parity(primaries, range(self.k, self.n)))
         return EncodedBlob(self.metadata_for(len(data), shares), tuple(shares))
 
-    def decode(self, shares: Mapping[int, bytes], size: int) -> list[bytes | memoryview]:
+    def decode(self, shares: Mapping[int, Buffer], size: int) -> list[Buffer]:
         """The blob from any k shares (verified by the caller), as pieces to concatenate."""
         if len(shares) < self.k:
             raise ValueError(f"{len(shares)} shares cannot rebuild a blob, {self.k} needed")
         indexes = sorted(shares)
         primary = [i for i in indexes if i < self.k]
         if len(primary) == self.k:
-            blocks: list[bytes] = [shares[i] for i in range(self.k)]
+            blocks: list[Buffer] = [shares[i] for i in range(self.k)]
         else:
             chosen = primary + [i for i in indexes if i >= self.k][: self.k - len(primary)]
             blocks = list(self._decoder.decode([shares[i] for i in chosen], chosen))
         return trim(blocks, size)
 
-    def share_from_primaries(self, primaries: Sequence[bytes], index: int) -> bytes:
+    def share_from_primaries(self, primaries: Sequence[Buffer], index: int) -> Buffer:
         """Share `index` recomputed from the k primary shares (a node repairing itself)."""
         if index < self.k:
             return primaries[index]
         return self.parity(primaries, [index])[0]
 
 
-def trim(blocks: Sequence[bytes], size: int) -> list[bytes | memoryview]:
+def trim(blocks: Sequence[Buffer], size: int) -> list[Buffer]:
     """Concatenation pieces of `blocks` cut to `size` bytes, without copying."""
-    out: list[bytes | memoryview] = []
+    out: list[Buffer] = []
     remaining = size
     for block in blocks:
         if remaining <= 0:

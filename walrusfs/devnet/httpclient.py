@@ -18,10 +18,13 @@ from urllib.parse import urlsplit
 import h11
 import trio
 
+from walrusfs.devnet.buffers import POOL, Lease
+
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 1 << 20
 MAX_IDLE_PER_HOST = 8
+FAST_BODY_MIN = 256 * 1024
 _COALESCE = 64 * 1024
 
 
@@ -37,13 +40,21 @@ class ResponseTooLarge(HTTPClientError):
 class ClientResponse:
     status: int
     headers: dict[str, str]
-    body: bytes
+    body: bytes | memoryview
+    """A view of `lease` when the body was large enough to be received straight into one."""
+    lease: Lease | None = None
+    """The pooled buffer holding a large body; the caller releases it when done."""
+
+    def release(self) -> None:
+        if self.lease is not None:
+            self.lease.release()
 
 
 class _Conn:
     def __init__(self, stream: trio.SocketStream) -> None:
         self.stream = stream
         self.h11 = h11.Connection(h11.CLIENT)
+        self.reusable = True
 
     async def aclose(self) -> None:
         with trio.CancelScope(shield=True):
@@ -68,7 +79,7 @@ class HTTPClient:
         self,
         method: str,
         url: str,
-        body: Sequence[bytes | memoryview] | bytes = b"",
+        body: Sequence[bytes | bytearray | memoryview] | bytes | bytearray | memoryview = b"",
         *,
         headers: Sequence[tuple[str, str]] = (),
         max_response: int = 1 << 40,
@@ -79,7 +90,9 @@ class HTTPClient:
             raise HTTPClientError(f"unsupported URL {url}")
         key = (parts.hostname, parts.port or 80)
         target = parts.path + (f"?{parts.query}" if parts.query else "")
-        pieces: list[bytes | memoryview] = [body] if isinstance(body, bytes) else list(body)
+        pieces: list[bytes | bytearray | memoryview] = (
+            [body] if isinstance(body, bytes | bytearray | memoryview) else list(body)
+        )
         for attempt in range(2):
             conn, reused = await self._connection(key)
             try:
@@ -110,6 +123,8 @@ class HTTPClient:
 
     def _release(self, key: tuple[str, int], conn: _Conn) -> None:
         c = conn.h11
+        if not conn.reusable:
+            return
         if self._closed or c.our_state is not h11.DONE or c.their_state is not h11.DONE:
             # Not reusable; let the socket go (closing a SocketStream needs no await).
             conn.stream.socket.close()
@@ -127,7 +142,7 @@ class HTTPClient:
         method: str,
         target: str,
         key: tuple[str, int],
-        pieces: list[bytes | memoryview],
+        pieces: list[bytes | bytearray | memoryview],
         headers: Sequence[tuple[str, str]],
         max_response: int,
     ) -> ClientResponse:
@@ -138,7 +153,7 @@ class HTTPClient:
             *headers,
             ("content-length", str(length)),
         ]
-        out: list[bytes | memoryview] = [
+        out: list[bytes | bytearray | memoryview] = [
             c.send(h11.Request(method=method, target=target, headers=request_headers)) or b""
         ]
         for piece in pieces:
@@ -170,6 +185,20 @@ class HTTPClient:
                 declared = int(response_headers.get("content-length", "0") or 0)
                 if declared > max_response:
                     raise ResponseTooLarge(f"response of {declared} bytes refused")
+                if declared >= FAST_BODY_MIN and method != "HEAD":
+                    # Receive a large body straight into its final buffer, skipping h11.
+                    lease = POOL.get(declared)
+                    try:
+                        await self._receive_into(conn, lease.view)
+                    except BaseException:
+                        lease.release()
+                        raise
+                    if response_headers.get("connection", "").lower() == "close":
+                        conn.reusable = False
+                        conn.stream.socket.close()
+                    else:
+                        conn.h11 = h11.Connection(h11.CLIENT)  # the old one never saw the body
+                    return ClientResponse(status, response_headers, lease.view, lease)
             elif isinstance(event, h11.InformationalResponse):
                 continue
             elif isinstance(event, h11.Data):
@@ -183,3 +212,14 @@ class HTTPClient:
                 raise trio.BrokenResourceError("connection closed before the response ended")
         body = chunks[0] if len(chunks) == 1 else b"".join(chunks)
         return ClientResponse(status, response_headers, body)
+
+    async def _receive_into(self, conn: _Conn, view: memoryview) -> None:
+        pending, _closed = conn.h11.trailing_data
+        first = pending[: len(view)]
+        view[: len(first)] = first
+        got = len(first)
+        while got < len(view):
+            n = await conn.stream.socket.recv_into(view[got:], len(view) - got)
+            if n == 0:
+                raise trio.BrokenResourceError("connection closed inside a response body")
+            got += n

@@ -7,11 +7,17 @@ limit is refused from its Content-Length before any of it is read.
 
 A response body is either `body` or, to send large data without concatenating it first,
 `chunks` (bytes or memoryviews, sent in order). Small responses go out in one write.
+
+A service that receives large bodies can set `ServerConfig.body_buffer`: for a body with a
+Content-Length of at least `FAST_BODY_MIN` bytes it returns a writable buffer of exactly that
+size (or None), and the body is received straight into it with recv_into, skipping h11's
+buffer copies; the handler then finds it in `Request.buffer` (`Request.payload()` gives either).
 """
 
 from __future__ import annotations
 
 import logging
+import mmap
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -33,9 +39,16 @@ class Request:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    buffer: bytearray | memoryview | None = None
+    """The body, when a `body_buffer` hook supplied the storage (then `body` is empty)."""
+    buffer_owner: object | None = None
+    """Anything the `body_buffer` hook wants to keep with the buffer."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
+
+    def payload(self) -> bytes | bytearray | memoryview:
+        return self.buffer if self.buffer is not None else self.body
 
 
 @dataclass
@@ -44,10 +57,12 @@ class Response:
     body: bytes = b""
     headers: list[tuple[str, str]] = field(default_factory=list)
     content_type: str | None = None
-    chunks: Sequence[bytes | memoryview] | None = None
+    chunks: Sequence[bytes | bytearray | memoryview] | None = None
     """If set, the body is these pieces in order and `body` is ignored."""
+    on_sent: Callable[[], None] | None = None
+    """Called once the response was sent or failed to be (to recycle its buffers)."""
 
-    def pieces(self) -> Sequence[bytes | memoryview]:
+    def pieces(self) -> Sequence[bytes | bytearray | memoryview]:
         return self.chunks if self.chunks is not None else (self.body,)
 
     def length(self) -> int:
@@ -62,6 +77,22 @@ class ServerConfig:
     max_body: int = 10 * 1024 * 1024
     too_large: Callable[[Request], Response] = lambda _req: Response(413, b"body too large")
     server_name: str = "walrusfs-devnet"
+    body_buffer: Callable[[Request, int], bytearray | memoryview | None] | None = None
+    """Storage for a large body of the given length (see the module docstring)."""
+
+
+FAST_BODY_MIN = 256 * 1024
+
+
+def allocate_buffer(size: int) -> memoryview:
+    """A writable buffer of `size` bytes that costs nothing until written.
+
+    bytearray(size) zero-fills (and page-faults) every page while holding the GIL; an anonymous
+    mapping is zero-filled by the kernel lazily, as the data is received into it.
+    """
+    if size < FAST_BODY_MIN:
+        return memoryview(bytearray(size))
+    return memoryview(mmap.mmap(-1, size))
 
 
 def _parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
@@ -75,13 +106,23 @@ _COALESCE = 64 * 1024  # below this, headers and body go out in one write
 async def _send_response(
     stream: trio.abc.Stream, conn: h11.Connection, response: Response, head_only: bool = False
 ) -> None:
+    try:
+        await _send_response_inner(stream, conn, response, head_only)
+    finally:
+        if response.on_sent is not None:
+            response.on_sent()
+
+
+async def _send_response_inner(
+    stream: trio.abc.Stream, conn: h11.Connection, response: Response, head_only: bool
+) -> None:
     headers = [("server", "walrusfs-devnet"), *response.headers]
     if response.content_type is not None:
         headers.append(("content-type", response.content_type))
     pieces = [p for p in response.pieces() if len(p)]
     total = sum(len(p) for p in pieces)
     headers.append(("content-length", str(total)))
-    out: list[bytes | memoryview] = []
+    out: list[bytes | bytearray | memoryview] = []
     data = conn.send(h11.Response(status_code=response.status, headers=headers))
     if data:
         out.append(data)
@@ -111,6 +152,30 @@ async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:
         conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)
 
 
+async def _call(handler: Handler, request: Request) -> Response:
+    try:
+        return await handler(request)
+    except Exception:
+        log.exception("handler failed for %s %s", request.method, request.target)
+        return Response(500, b"internal error")
+
+
+async def _receive_into(stream: trio.SocketStream, conn: h11.Connection, view: memoryview) -> bytes:
+    """Fill `view` with the request body; returns bytes that arrived after it."""
+    pending, _closed = conn.trailing_data
+    length = len(view)
+    first = pending[:length]
+    view[: len(first)] = first
+    got = len(first)
+    while got < length:
+        with trio.move_on_after(IDLE_TIMEOUT) as scope:
+            n = await stream.socket.recv_into(view[got:], length - got)
+        if scope.cancelled_caught or n == 0:
+            raise trio.BrokenResourceError("connection closed inside a request body")
+        got += n
+    return bytes(pending[length:])
+
+
 async def _serve_connection(
     stream: trio.abc.Stream, handler: Handler, config: ServerConfig
 ) -> None:
@@ -130,6 +195,28 @@ async def _serve_connection(
             if length > config.max_body:
                 await _send_response(stream, conn, config.too_large(request))
                 return  # the unread body makes the connection unusable
+            buffer = None
+            if (
+                config.body_buffer is not None
+                and length >= FAST_BODY_MIN
+                and isinstance(stream, trio.SocketStream)
+                and "chunked" not in headers.get("transfer-encoding", "").lower()
+            ):
+                buffer = config.body_buffer(request, length)
+            if buffer is not None:
+                assert isinstance(stream, trio.SocketStream)
+                leftover = await _receive_into(stream, conn, memoryview(buffer).cast("B"))
+                request.buffer = buffer
+                response = await _call(handler, request)
+                await _send_response(stream, conn, response, head_only=request.method == "HEAD")
+                if conn.our_state is h11.MUST_CLOSE:
+                    return
+                # h11 never saw the body, so this cycle cannot end cleanly in it; the next
+                # request starts on a fresh state machine with whatever followed the body.
+                conn = h11.Connection(h11.SERVER, max_incomplete_event_size=64 * 1024)
+                if leftover:
+                    conn.receive_data(leftover)
+                continue
             chunks: list[bytes] = []
             while True:
                 event = await _next_event(stream, conn)
@@ -143,11 +230,7 @@ async def _serve_connection(
             if len(request.body) > config.max_body:
                 await _send_response(stream, conn, config.too_large(request))
                 return
-            try:
-                response = await handler(request)
-            except Exception:
-                log.exception("handler failed for %s %s", request.method, request.target)
-                response = Response(500, b"internal error")
+            response = await _call(handler, request)
             await _send_response(stream, conn, response, head_only=request.method == "HEAD")
             if conn.our_state is h11.MUST_CLOSE or conn.their_state is h11.MUST_CLOSE:
                 return

@@ -319,7 +319,7 @@ async def run_devnet(
                     fetch=config.fetch,
                     blocklist=set(config.blocklist),
                 ),
-                encode=encoder.encode if encoder is not None else None,
+                encoder=encoder,
             )
             devnet.publisher = publisher
             port = await _start_server(

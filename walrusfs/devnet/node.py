@@ -42,12 +42,24 @@ import trio
 
 from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
 from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
+from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
-from walrusfs.devnet.durable import is_temporary, remove_durably, write_durably
-from walrusfs.devnet.encoding import BlobMetadata, ShareCoder
+from walrusfs.devnet.durable import (
+    is_temporary,
+    read_file_into,
+    remove_durably,
+    write_durably,
+    write_file_direct,
+)
+from walrusfs.devnet.encoding import BlobMetadata, Buffer, ShareCoder
 from walrusfs.devnet.errors import InvalidMetadata
 from walrusfs.devnet.httpclient import HTTPClient
-from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
+from walrusfs.devnet.httpserver import (
+    Request,
+    Response,
+    ServerConfig,
+    serve,
+)
 from walrusfs.devnet.registry import BlobRegistry, live_end_epoch
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
 
@@ -176,25 +188,17 @@ class StorageNode:
             }
         ).encode()
 
-    def _write_blob(self, blob_id: str, entry: _Entry, share: bytes | None) -> StatSig | None:
-        """Durably write the share (if given) and the metadata record; one directory fsync."""
-        sig = None
+    def _write_blob(
+        self, blob_id: str, entry: _Entry, share: Buffer | None, aligned: memoryview | None = None
+    ) -> None:
+        """Durably write the share (if given) and the metadata record; one directory fsync.
+
+        `aligned` (from a pool lease holding the share) lets the share go out with O_DIRECT.
+        """
         if share is not None:
-            share_path = self.share_path(blob_id)
-            tmp = share_path.with_name(share_path.name + ".tmp")
-            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                view = memoryview(share)
-                while view:
-                    view = view[os.write(fd, view) :]
-                os.fsync(fd)
-                sig = _stat_sig(os.fstat(fd))
-            finally:
-                os.close(fd)
-            os.replace(tmp, share_path)
-            entry.verified = sig
+            st = write_file_direct(self.share_path(blob_id), share, aligned)
+            entry.verified = _stat_sig(st)
         write_durably(self.meta_path(blob_id), [self._meta_record(entry)])
-        return sig
 
     # -- HTTP
 
@@ -216,6 +220,7 @@ class StorageNode:
             too_large=lambda _r: error_response(
                 413, "SLIVER_TOO_LARGE", "the share is too large", domain=STORAGE_DOMAIN
             ),
+            body_buffer=self._body_buffer,
         )
         try:
             async with trio.open_nursery() as nursery:
@@ -230,7 +235,22 @@ class StorageNode:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
 
+    def _body_buffer(self, request: Request, length: int) -> memoryview | None:
+        """Shares are received into pooled buffers that can be written with O_DIRECT."""
+        if request.method != "PUT" or not request.path.endswith("/primary"):
+            return None
+        lease = POOL.get(length)
+        request.buffer_owner = lease
+        return lease.view
+
     async def handle(self, request: Request) -> Response:
+        try:
+            return await self._route(request)
+        finally:
+            if isinstance(request.buffer_owner, Lease):
+                request.buffer_owner.release()
+
+    async def _route(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         method = request.method
         if parts == ["v1", "health"] and method in ("GET", "HEAD"):
@@ -277,7 +297,9 @@ class StorageNode:
                     status="FAILED_PRECONDITION",
                 )
             if method == "PUT":
-                return await self._put_share(blob_text, request.body)
+                lease = request.buffer_owner
+                aligned = lease.aligned if isinstance(lease, Lease) else None
+                return await self._put_share(blob_text, request.payload(), aligned)
             if method in ("GET", "HEAD"):
                 return await self._get_share(blob_text)
         elif rest == ["confirmation", "permanent"] and method == "GET":
@@ -309,7 +331,9 @@ class StorageNode:
             return _error(404, "METADATA_NOT_FOUND", "no metadata for this blob")
         return Response(200, entry.metadata.to_bytes(), content_type="application/octet-stream")
 
-    async def _put_share(self, blob_text: str, body: bytes) -> Response:
+    async def _put_share(
+        self, blob_text: str, body: Buffer, aligned: memoryview | None = None
+    ) -> Response:
         entry = self._entries.get(blob_text)
         if entry is None:
             return _error(
@@ -327,33 +351,41 @@ class StorageNode:
                 return _error(409, "CONFLICT", "the blob was dropped while uploading; retry")
             if entry.has_share:
                 return _ok(200, "sliver already stored")
-            await trio.to_thread.run_sync(self._write_blob, blob_text, entry, body)
+            await trio.to_thread.run_sync(self._write_blob, blob_text, entry, body, aligned)
             entry.has_share = True
         return _ok(201, "sliver successfully stored")
 
-    async def _read_share(self, blob_text: str, entry: _Entry) -> bytes | None:
-        """The share from disk, verified if its file changed since the last check.
-
-        A corrupt or vanished share is dropped and queued for repair; returns None then.
-        """
+    async def _read_share(self, blob_text: str, entry: _Entry) -> Lease | None:
+        """The share from disk in a pool lease (the caller releases it), verified if its file
+        changed since the last check. A corrupt or vanished share is dropped and queued for
+        repair; returns None then."""
         path = self.share_path(blob_text)
 
-        def read() -> tuple[bytes, StatSig] | None:
+        def read() -> tuple[Lease, StatSig] | None:
             try:
-                with open(path, "rb") as f:
-                    sig = _stat_sig(os.fstat(f.fileno()))
-                    return f.read(), sig
+                sig = _stat_sig(os.stat(path))
             except FileNotFoundError:
                 return None
+            lease = POOL.get(sig[0])
+            try:
+                got = read_file_into(path, lease.aligned)
+            except FileNotFoundError:
+                lease.release()
+                return None
+            if got != sig[0]:
+                lease.release()
+                return None
+            return lease, sig
 
         got = await trio.to_thread.run_sync(read)
         if got is not None:
-            data, sig = got
+            lease, sig = got
             if sig == entry.verified:
-                return data
-            if await hash_bytes(data) == entry.metadata.share_hashes[self.index]:
+                return lease
+            if await hash_bytes(lease.view) == entry.metadata.share_hashes[self.index]:
                 entry.verified = sig
-                return data
+                return lease
+            lease.release()
             log.warning("node %d: share of %s is corrupt on disk", self.index, blob_text)
         else:
             log.warning("node %d: share of %s vanished from disk", self.index, blob_text)
@@ -372,14 +404,21 @@ class StorageNode:
         entry = self._entries.get(blob_text)
         if entry is None or not entry.has_share:
             return _error(404, "SLIVER_NOT_FOUND", "this node does not hold the sliver")
-        data = await self._read_share(blob_text, entry)
-        if data is None:
+        lease = await self._read_share(blob_text, entry)
+        if lease is None:
             return _error(404, "SLIVER_NOT_FOUND", "this node does not hold the sliver")
+        data: Buffer = lease.view
         if self.faults.read_delay:
-            await trio.sleep(self.faults.read_delay)
+            try:
+                await trio.sleep(self.faults.read_delay)
+            except BaseException:
+                lease.release()
+                raise
         if self.faults.corrupt_reads and data:
-            data = bytes([data[0] ^ 0xFF]) + data[1:]
-        return Response(200, data, content_type="application/octet-stream")
+            data = bytes([data[0] ^ 0xFF]) + bytes(data[1:])
+        return Response(
+            200, chunks=[data], content_type="application/octet-stream", on_sent=lease.release
+        )
 
     def _confirm(self, blob_text: str, blob_id: bytes) -> Response:
         entry = self._entries.get(blob_text)
@@ -458,7 +497,9 @@ class StorageNode:
                 sig = None
             if sig is not None and sig == entry.verified:
                 continue
-            await self._read_share(blob_text, entry)
+            lease = await self._read_share(blob_text, entry)
+            if lease is not None:
+                lease.release()
 
     async def _repair_missing(self) -> None:
         now = self._clock()
@@ -497,18 +538,21 @@ class StorageNode:
         k = self._coder.k
         collector = ShareCollector(self._client, committee, blob_id, metadata, policy)
         peers = [i for i in range(self._coder.n) if i != self.index]
-        if not await collector.collect(peers, k):
-            log.info("node %d: too few peers can help repair %s", self.index, blob_text)
-            return False
-        share_length = len(next(iter(collector.shares.values())))
+        try:
+            if not await collector.collect(peers, k):
+                log.info("node %d: too few peers can help repair %s", self.index, blob_text)
+                return False
+            share_length = len(next(iter(collector.shares.values())))
 
-        def rebuild() -> bytes:
-            shares = collector.shares
-            pieces = self._coder.decode(shares, share_length * k)
-            primaries = [bytes(p) for p in pieces]
-            return self._coder.share_from_primaries(primaries, self.index)
+            def rebuild() -> bytes:
+                shares = collector.shares
+                pieces = self._coder.decode(shares, share_length * k)
+                primaries = [bytes(p) for p in pieces]
+                return bytes(self._coder.share_from_primaries(primaries, self.index))
 
-        share = await trio.to_thread.run_sync(rebuild)
+            share = await trio.to_thread.run_sync(rebuild)
+        finally:
+            collector.release()
         if blake2b256(share) != metadata.share_hashes[self.index]:
             log.error("node %d: rebuilt share of %s does not match its hash", self.index, blob_text)
             return False

@@ -47,10 +47,10 @@ from walrusfs.devnet.blobid import (
     blob_id_to_text,
 )
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
-from walrusfs.devnet.encoding import BlobMetadata, EncodedBlob, ShareCoder
+from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 from walrusfs.devnet.errors import InsufficientFunds, InvalidCertificate, StaleCertificate
 from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
-from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
+from walrusfs.devnet.httpserver import Request, Response, ServerConfig, allocate_buffer, serve
 from walrusfs.devnet.registry import (
     BlobObject,
     BlobRegistry,
@@ -60,6 +60,7 @@ from walrusfs.devnet.registry import (
     normalize_address,
 )
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, share_url
+from walrusfs.devnet.workers import EncodePool, SharedBlob
 
 log = logging.getLogger(__name__)
 
@@ -141,12 +142,12 @@ class Publisher:
         registry: BlobRegistry,
         settings: PublisherSettings,
         *,
-        encode: Callable[[bytes], Any] | None = None,
+        encoder: EncodePool | None = None,
     ) -> None:
         self.registry = registry
         self.settings = settings
         self._coder = ShareCoder(registry.params().n_shards)
-        self._encode_async = encode
+        self._encoder = encoder
         self._client = HTTPClient()
         self._store_slots = trio.Semaphore(settings.max_concurrent_stores)
         self._waiting = 0
@@ -167,12 +168,24 @@ class Publisher:
                 "PAYLOAD_TOO_LARGE",
                 f"the blob is larger than this publisher's limit of {limit} bytes",
             ),
+            body_buffer=self._body_buffer,
         )
         try:
             await serve(self.handle, host=host, port=port, config=config, task_status=task_status)
         finally:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
+
+    def _body_buffer(self, request: Request, length: int) -> bytearray | memoryview | None:
+        """Receive a blob straight into the encoder's shared memory (or one buffer)."""
+        if request.method != "PUT" or request.path != "/v1/blobs":
+            return None
+        if self._encoder is not None:
+            shared = self._encoder.allocate(length)
+            if shared is not None:
+                request.buffer_owner = shared
+                return shared.body
+        return allocate_buffer(length)
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -271,21 +284,25 @@ class Publisher:
             await self._store_slots.acquire()
         finally:
             self._waiting -= 1
+        shared = request.buffer_owner if isinstance(request.buffer_owner, SharedBlob) else None
         try:
-            return await self._store(request.body, options)
+            return await self._store(request.payload(), shared, options)
         finally:
             self._store_slots.release()
+            if shared is not None and self._encoder is not None:
+                self._encoder.release(shared)
 
-    async def encode(self, data: bytes) -> EncodedBlob:
-        if self._encode_async is not None:
-            result: EncodedBlob = await self._encode_async(data)
-            return result
+    async def encode(self, data: Buffer, shared: SharedBlob | None = None) -> EncodedBlob:
+        if self._encoder is not None:
+            return await self._encoder.encode(data, shared)
         return await trio.to_thread.run_sync(self._coder.encode, data)
 
-    async def _store(self, data: bytes, options: _StoreOptions) -> Response:
+    async def _store(
+        self, data: Buffer, shared: SharedBlob | None, options: _StoreOptions
+    ) -> Response:
         registry = self.registry
         params = registry.params()
-        encoded = await self.encode(data)
+        encoded = await self.encode(data, shared)
         blob_id = encoded.blob_id
         blob_text = blob_id_to_text(blob_id)
         if blob_text in self.settings.blocklist:
@@ -474,7 +491,7 @@ class Publisher:
             log.info("node %d gave no confirmation: %d", index, r.status)
             return None
         try:
-            signed = json.loads(r.body)["success"]["data"]["signed"]
+            signed = json.loads(bytes(r.body))["success"]["data"]["signed"]
             confirmation = StorageConfirmation(
                 index,
                 base64.b64decode(signed["serializedMessage"]),
@@ -604,8 +621,8 @@ class Publisher:
         size = metadata.unencoded_length
         headers = self._read_headers(request, blob_text)
         if range_header is None:
-            pieces = await self._read_range(blob_id, metadata, 0, size)
-            return Response(200, chunks=pieces, headers=headers)
+            pieces, release = await self._read_range(blob_id, metadata, 0, size)
+            return Response(200, chunks=pieces, headers=headers, on_sent=release)
         if end >= size:
             return _error(
                 416,
@@ -613,9 +630,9 @@ class Publisher:
                 f"invalid byte range parameters: range {start}-{end} is beyond the blob's "
                 f"{size} bytes",
             )
-        pieces = await self._read_range(blob_id, metadata, start, end + 1)
+        pieces, release = await self._read_range(blob_id, metadata, start, end + 1)
         headers.append(("content-range", f"bytes {start}-{end}/{size}"))
-        return Response(206, chunks=pieces, headers=headers)
+        return Response(206, chunks=pieces, headers=headers, on_sent=release)
 
     def _parse_range(self, header: str) -> tuple[int, int]:
         match = _RANGE.match(header)
@@ -664,9 +681,9 @@ class Publisher:
                 f"invalid byte range parameters: {start}+{length} is beyond the blob's "
                 f"{size} bytes",
             )
-        pieces = await self._read_range(blob_id, metadata, start, start + length)
+        pieces, release = await self._read_range(blob_id, metadata, start, start + length)
         headers = self._read_headers(request, f"{blob_text}-{start}-{length}")
-        return Response(200, chunks=pieces, headers=headers)
+        return Response(200, chunks=pieces, headers=headers, on_sent=release)
 
     def _read_headers(self, request: Request, etag: str) -> list[tuple[str, str]]:
         headers = [
@@ -684,35 +701,40 @@ class Publisher:
 
     async def _read_range(
         self, blob_id: bytes, metadata: BlobMetadata, start: int, end: int
-    ) -> list[bytes | memoryview]:
-        """Bytes [start, end) of the blob, as pieces; raises _BadRequest(503) if unreachable."""
+    ) -> tuple[list[Buffer], Callable[[], None]]:
+        """Bytes [start, end) of the blob as pieces, and the function that frees them once
+        sent; raises _BadRequest(503) if too few good shares are reachable."""
         if start >= end:
-            return []
+            return [], lambda: None
         coder = self._coder
         k = coder.k
         length = coder.share_length(metadata.unencoded_length)
         collector = ShareCollector(
             self._client, self.registry.committee(), blob_id, metadata, self.settings.fetch
         )
-        first, last = start // length, (end - 1) // length
-        wanted = list(range(first, last + 1))
-        if await collector.collect(wanted, len(wanted)):
-            blocks: dict[int, bytes | memoryview] = dict(collector.shares)
-        else:
-            # Some primary share is unreachable: gather any k and decode.
-            order = [i for i in range(k) if i not in wanted] + list(range(k, coder.n))
-            if not await collector.collect(order, k):
-                raise _BadRequest(_unavailable())
-            shares = collector.shares
-            decoded = await trio.to_thread.run_sync(coder.decode, shares, length * k)
-            blocks = dict(enumerate(decoded))
-        pieces: list[bytes | memoryview] = []
+        try:
+            first, last = start // length, (end - 1) // length
+            wanted = list(range(first, last + 1))
+            if await collector.collect(wanted, len(wanted)):
+                blocks: dict[int, Buffer] = dict(collector.shares)
+            else:
+                # Some primary share is unreachable: gather any k and decode.
+                order = [i for i in range(k) if i not in wanted] + list(range(k, coder.n))
+                if not await collector.collect(order, k):
+                    raise _BadRequest(_unavailable())
+                shares = collector.shares
+                decoded = await trio.to_thread.run_sync(coder.decode, shares, length * k)
+                blocks = dict(enumerate(decoded))
+        except BaseException:
+            collector.release()
+            raise
+        pieces: list[Buffer] = []
         for index in wanted:
             block = blocks[index]
             lo = max(start - index * length, 0)
             hi = min(end - index * length, length)
             pieces.append(block if (lo, hi) == (0, len(block)) else memoryview(block)[lo:hi])
-        return pieces
+        return pieces, collector.release
 
 
 def _unavailable() -> Response:

@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import trio
 
 from walrusfs.devnet.blobid import blake2b256, blob_id_to_text
-from walrusfs.devnet.encoding import BlobMetadata
+from walrusfs.devnet.buffers import Lease
+from walrusfs.devnet.encoding import BlobMetadata, Buffer
 from walrusfs.devnet.errors import InvalidMetadata
 from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
 from walrusfs.devnet.registry import Committee
@@ -36,7 +37,7 @@ class FetchPolicy:
     """Ask one more node when no answer arrived for this long."""
 
 
-async def hash_bytes(data: bytes) -> bytes:
+async def hash_bytes(data: Buffer) -> bytes:
     if len(data) < THREAD_HASH_MIN:
         return blake2b256(data)
     return await trio.to_thread.run_sync(blake2b256, data)
@@ -72,7 +73,7 @@ async def fetch_metadata(
         if response.status != 200:
             return
         try:
-            metadata = BlobMetadata.from_bytes(response.body)
+            metadata = BlobMetadata.from_bytes(bytes(response.body))
             metadata.check(blob_id, n_shards)
         except InvalidMetadata as exc:
             log.warning("%s served bad metadata: %s", url, exc)
@@ -107,10 +108,18 @@ class ShareCollector:
         self._blob_id = blob_id
         self._metadata = metadata
         self._policy = policy
-        self.shares: dict[int, bytes] = {}
+        self.shares: dict[int, Buffer] = {}
         self.failed: set[int] = set()
+        self._leases: list[Lease] = []
 
-    async def _fetch_one(self, index: int) -> bytes | None:
+    def release(self) -> None:
+        """Give the pooled buffers of every share collected back; the shares become invalid."""
+        leases, self._leases = self._leases, []
+        self.shares = {}
+        for lease in leases:
+            lease.release()
+
+    async def _fetch_one(self, index: int) -> Buffer | None:
         url = share_url(self._committee.member(index).url, self._blob_id, index)
         try:
             with trio.fail_after(self._policy.request_timeout):
@@ -119,13 +128,22 @@ class ShareCollector:
             log.debug("share %d unavailable: %s", index, exc)
             return None
         if response.status != 200:
+            response.release()
             log.debug("share %d: node answered %d", index, response.status)
             return None
-        if await hash_bytes(response.body) != self._metadata.share_hashes[index]:
+        try:
+            good = await hash_bytes(response.body) == self._metadata.share_hashes[index]
+        except BaseException:
+            response.release()
+            raise
+        if not good:
+            response.release()
             log.warning(
                 "node %d served a corrupt share of %s", index, blob_id_to_text(self._blob_id)
             )
             return None
+        if response.lease is not None:
+            self._leases.append(response.lease)
         return response.body
 
     async def collect(self, candidates: Sequence[int], needed: int) -> bool:

@@ -2,10 +2,11 @@
 
 zfec's encoder holds the GIL for the whole call (about 4 ms per MiB of blob at n = 10), which
 would stall every other thread of the process, including a FUSE loop embedding the devnet.
-For blobs from `POOL_MIN` bytes on, `EncodePool` lays the padded blob out in a shared memory
-file (/dev/shm); each worker process (devnet.encode_worker, started with `python -m`, so the
+For blobs from `POOL_MIN` bytes on, `EncodePool` lays the padded blob out in an anonymous
+shared memory file (memfd); each worker process (devnet.encode_worker, started with `python -m`, so the
 embedder's main module is never re-imported as multiprocessing would) computes some of the
-parity shares into it and hashes a fair part of all shares; the parent copies the shares out.
+parity shares into it and hashes a fair part of all shares; the shares are handed out as views
+of that memory, never copied.
 Smaller blobs are encoded in a thread, where the round trip would cost more than it saves.
 Both paths give identical bytes (zfec is deterministic); if a worker fails, the pool is shut
 down and encoding falls back to threads.
@@ -17,18 +18,15 @@ import json
 import logging
 import mmap
 import os
-import secrets
 import subprocess
 import sys
-import tempfile
 import threading
-from pathlib import Path
 from typing import IO
 
 import trio
 
 from walrusfs.devnet.blobid import ENCODING_ZFEC
-from walrusfs.devnet.encoding import BlobMetadata, EncodedBlob, ShareCoder
+from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +35,6 @@ POOL_MIN = 4 << 20
 
 class WorkerFailed(Exception):
     pass
-
-
-def _shm_dir() -> Path:
-    shm = Path("/dev/shm")
-    return shm if shm.is_dir() and os.access(shm, os.W_OK) else Path(tempfile.gettempdir())
 
 
 class _Worker:
@@ -87,71 +80,142 @@ class _Worker:
             self.proc.stdout.close()
 
 
+class SharedBlob:
+    """Room for the n shares of one blob in an anonymous shared memory file (memfd).
+
+    The blob itself goes in the first bytes (`body`), so an HTTP server can receive it there
+    directly; the workers reach the file through /proc/<pid>/fd/<fd>. Shares handed out are
+    memoryviews of the mapping. A SharedBlob is reused for later blobs of a similar size once
+    released to its pool (its pages stay allocated, which is the point).
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._fd = os.memfd_create("walrusfs-encode", os.MFD_CLOEXEC)
+        try:
+            os.ftruncate(self._fd, capacity)
+            self._mm = mmap.mmap(self._fd, capacity)
+        except BaseException:
+            os.close(self._fd)
+            raise
+        self.path = f"/proc/{os.getpid()}/fd/{self._fd}"
+        self.view = memoryview(self._mm)
+        self.size = 0
+        self.share_length = 0
+        self.body = self.view[:0]
+
+    def prepare(self, size: int, k: int, share_length: int) -> None:
+        """Lay out a blob of `size` bytes: body at the start, zero padding up to k shares."""
+        self.size = size
+        self.share_length = share_length
+        self.body = self.view[:size]
+        self.view[size : k * share_length] = bytes(k * share_length - size)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class EncodePool:
     """Encodes blobs for one shard count, large ones in worker processes."""
+
+    MAX_IDLE = 2
 
     def __init__(self, n_shards: int, workers: int = 2) -> None:
         self._coder = ShareCoder(n_shards)
         self._count = max(1, workers)
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()  # one large blob at a time uses every worker
+        self._idle: list[SharedBlob] = []
         self._broken = False
 
     def close(self) -> None:
         with self._lock:
             workers, self._workers = self._workers, []
+            idle, self._idle = self._idle, []
         for worker in workers:
             worker.close()
+        for shared in idle:
+            shared.close()
 
-    async def encode(self, data: bytes) -> EncodedBlob:
-        if len(data) < POOL_MIN or self._broken:
+    def allocate(self, size: int) -> SharedBlob | None:
+        """Shared memory to receive a blob of `size` bytes into, if it will go to the workers.
+
+        Give it back with `release` once nothing uses its shares any more.
+        """
+        if size < POOL_MIN or self._broken:
+            return None
+        coder = self._coder
+        length = coder.share_length(size)
+        need = coder.n * length
+        with self._lock:
+            fits = [s for s in self._idle if need <= s.capacity <= 2 * need]
+            shared = min(fits, key=lambda s: s.capacity) if fits else None
+            if shared is not None:
+                self._idle.remove(shared)
+        if shared is None:
+            shared = SharedBlob(need)
+        shared.prepare(size, coder.k, length)
+        return shared
+
+    def release(self, shared: SharedBlob) -> None:
+        with self._lock:
+            if not self._broken and len(self._idle) < self.MAX_IDLE:
+                self._idle.append(shared)
+                return
+        shared.close()
+
+    async def encode(self, data: Buffer, shared: SharedBlob | None = None) -> EncodedBlob:
+        """Encode `data`; if it was received into `shared` (from `allocate`), pass that too.
+
+        With `shared`, the shares are views of it: release it only when done with them.
+        """
+        if shared is None and (len(data) < POOL_MIN or self._broken):
             return await trio.to_thread.run_sync(self._coder.encode, data)
         try:
-            return await trio.to_thread.run_sync(self._encode_in_workers, data)
+            return await trio.to_thread.run_sync(self._encode_in_workers, data, shared)
         except (WorkerFailed, OSError, ValueError) as exc:
             log.warning("encoding workers failed (%s); encoding in threads from now on", exc)
             self._broken = True
             self.close()
-            return await trio.to_thread.run_sync(self._coder.encode, data)
+            return await trio.to_thread.run_sync(self._coder.encode, bytes(data))
 
-    def _encode_in_workers(self, data: bytes) -> EncodedBlob:
+    def _encode_in_workers(self, data: Buffer, shared: SharedBlob | None) -> EncodedBlob:
         coder = self._coder
         k, n = coder.k, coder.n
-        length = coder.share_length(len(data))
-        path = _shm_dir() / f"walrusfs-encode-{os.getpid()}-{secrets.token_hex(8)}"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o600)
-        try:
-            os.ftruncate(fd, n * length)
-            mm = mmap.mmap(fd, n * length)
-        finally:
-            os.close(fd)
-        try:
-            mm[: len(data)] = data
-            with self._lock:
-                while len(self._workers) < self._count:
-                    self._workers.append(_Worker())
-                jobs = self._count
-                parity = list(range(k, n))
-                assignments = []
-                for j, worker in enumerate(self._workers):
-                    hashed = list(range(j, n, jobs))
-                    assignments.append(hashed)
-                    worker.send(
-                        {
-                            "path": str(path),
-                            "k": k,
-                            "n": n,
-                            "length": length,
-                            "parity": parity[j::jobs],
-                            "hash": hashed,
-                        }
-                    )
-                digests: dict[int, bytes] = {}
-                for hashed, worker in zip(assignments, self._workers, strict=True):
-                    digests.update(zip(hashed, worker.receive(), strict=True))
-            shares = tuple(mm[i * length : (i + 1) * length] for i in range(n))
-        finally:
-            mm.close()
-            path.unlink(missing_ok=True)
-        metadata = BlobMetadata(ENCODING_ZFEC, len(data), tuple(digests[i] for i in range(n)))
+        if shared is None:
+            length = coder.share_length(len(data))
+            shared = SharedBlob(n * length)
+            shared.prepare(len(data), k, length)
+            shared.body[:] = data
+        length = shared.share_length
+        with self._lock:
+            while len(self._workers) < self._count:
+                self._workers.append(_Worker())
+            jobs = self._count
+            parity = list(range(k, n))
+            assignments = []
+            for j, worker in enumerate(self._workers):
+                hashed = list(range(j, n, jobs))
+                assignments.append(hashed)
+                worker.send(
+                    {
+                        "path": shared.path,
+                        "k": k,
+                        "n": n,
+                        "length": length,
+                        "parity": parity[j::jobs],
+                        "hash": hashed,
+                    }
+                )
+            digests: dict[int, bytes] = {}
+            for hashed, worker in zip(assignments, self._workers, strict=True):
+                digests.update(zip(hashed, worker.receive(), strict=True))
+        view = shared.view
+        shares = tuple(view[i * length : (i + 1) * length] for i in range(n))
+        metadata = BlobMetadata(ENCODING_ZFEC, shared.size, tuple(digests[i] for i in range(n)))
         return EncodedBlob(metadata, shares)
