@@ -328,8 +328,8 @@ class SuiChainClient:
     ) -> sui_prot.ExecutedTransaction:
         """Build, simulate, sign and execute once; raises StaleObjects for a retry."""
         txn = await self._client.transaction(initial_sender=self.address)
-        await build(txn)
         try:
+            await build(txn)
             kind = await txn.raw_kind()
         except ValueError as exc:
             raise ChainError(f"building the transaction failed: {exc}") from None
@@ -472,9 +472,14 @@ class SuiChainClient:
         blobs = await self.get_blobs(object_ids)
         return self._quote(state, blobs, epochs)
 
-    def _quote(self, state: WalrusState, blobs: Iterable[BlobInfo], epochs: int) -> ExtensionQuote:
+    def _quote(
+        self, state: WalrusState, blobs: Iterable[BlobInfo], epochs: int, *, check: bool = True
+    ) -> ExtensionQuote:
         per: list[tuple[str, int]] = []
         for b in blobs:
+            per.append((b.object_id, state.extension_price(b.storage_size, epochs)))
+            if not check:
+                continue
             if b.certified_epoch is None:
                 raise BlobNotCertified(
                     f"blob object {b.object_id} is not certified", simulated=True
@@ -489,18 +494,27 @@ class SuiChainClient:
                     f"than {state.max_epochs_ahead} epochs after epoch {state.epoch}",
                     simulated=True,
                 )
-            per.append((b.object_id, state.extension_price(b.storage_size, epochs)))
         return ExtensionQuote(epochs, sum(p for _, p in per), tuple(per))
 
     async def extend_blobs(
-        self, object_ids: Sequence[str], epochs: int, *, max_price: int | None = None
+        self,
+        object_ids: Sequence[str],
+        epochs: int,
+        *,
+        max_price: int | None = None,
+        check: bool = True,
     ) -> ExtendResult:
-        """Extend every blob by `epochs` in one transaction, paid from the wallet's WAL."""
+        """Extend every blob by `epochs` in one transaction, paid from the wallet's WAL.
+
+        With `check` (the default) the contract's conditions are checked locally first, with
+        clear errors; either way the transaction is simulated before it is paid for, so a
+        condition the chain enforces raises the same typed error (with `simulated=True`).
+        """
         if not object_ids:
             raise ValueError("nothing to extend")
         state = await self.walrus_state()
         blobs = await self.get_blobs(object_ids)
-        quote = self._quote(state, blobs, epochs)
+        quote = self._quote(state, blobs, epochs, check=check)
         if max_price is not None and quote.total > max_price:
             raise InsufficientWal(
                 f"extending costs {quote.total} FROST, more than the limit {max_price}",
@@ -511,7 +525,7 @@ class SuiChainClient:
             key=lambda c: -int(c.balance or 0),
         )
         total = sum(int(c.balance or 0) for c in coins)
-        if total < quote.total:
+        if check and total < quote.total:
             raise InsufficientWal(
                 f"extending costs {quote.total} FROST of WAL, the wallet holds {total}",
                 simulated=True,
@@ -523,6 +537,8 @@ class SuiChainClient:
             have += int(c.balance or 0)
             if have >= quote.total:
                 break
+        if not need:
+            raise InsufficientWal(f"{self.address} holds no WAL coin", simulated=True)
         target = self._target(state, "system", "extend_blob")
         system_id = self.network.system_object_id
         ids = [b.object_id for b in blobs]
@@ -531,9 +547,7 @@ class SuiChainClient:
             if len(need) > 1:
                 await txn.merge_coins(merge_to=need[0], merge_from=need[1:])
             for oid in ids:
-                await txn.move_call(
-                    target=target, arguments=[system_id, oid, epochs, need[0]]
-                )
+                await txn.move_call(target=target, arguments=[system_id, oid, epochs, need[0]])
 
         executed = await self._transact(build)
         return ExtendResult(
@@ -544,13 +558,16 @@ class SuiChainClient:
             gas=_gas_used(_effects(executed)),
         )
 
-    async def delete_blobs(self, object_ids: Sequence[str]) -> DeleteResult:
-        """Delete deletable blobs in one transaction; their Storage comes back to the wallet."""
+    async def delete_blobs(self, object_ids: Sequence[str], *, check: bool = True) -> DeleteResult:
+        """Delete deletable blobs in one transaction; their Storage comes back to the wallet.
+
+        `check` as for `extend_blobs`.
+        """
         if not object_ids:
             raise ValueError("nothing to delete")
         state = await self.walrus_state()
         blobs = await self.get_blobs(object_ids)
-        for b in blobs:
+        for b in blobs if check else ():
             if not b.deletable:
                 raise BlobNotDeletable(f"blob object {b.object_id} is permanent", simulated=True)
             if b.end_epoch <= state.epoch:
