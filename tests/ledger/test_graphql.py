@@ -313,3 +313,35 @@ def test_stale_execution_is_a_graphql_error(served: LedgerThread):
     assert second["data"] is None
     assert "is not available for consumption" in second["errors"][0]["message"]
     assert blob.object_id in second["errors"][0]["message"]
+
+
+def test_query_limits_are_enforced(served: LedgerThread):
+    deep = (
+        "{ epoch { "
+        + "checkpoints(first: 1) { nodes { epoch { " * 7
+        + "epochId"
+        + " } } }" * 7
+        + " } }"
+    )
+    body = gql(served, deep).json()
+    assert body["data"] is None and "query too large" in body["errors"][0]["message"]
+    wide = "{ " + " ".join(f"a{i}: chainIdentifier" for i in range(301)) + " }"
+    assert "query too large" in gql(served, wide).json()["errors"][0]["message"]
+    config = gql(served, "{ serviceConfig { maxQueryDepth maxQueryNodes } }").json()
+    assert config["data"]["serviceConfig"] == {"maxQueryDepth": 20, "maxQueryNodes": 300}
+
+
+def test_epoch_checkpoints(served: LedgerThread):
+    assert served.ledger is not None
+    served.ledger.fund(Account.new().address)
+    q = (
+        "{ epoch { epochId startTimestamp endTimestamp "
+        "first: checkpoints(first: 1) { nodes { sequenceNumber } } "
+        "last: checkpoints(last: 1) { nodes { sequenceNumber } } } }"
+    )
+    epoch = gql(served, q).json()["data"]["epoch"]
+    last = served.ledger.store.last_transaction()
+    assert last is not None
+    assert epoch["first"]["nodes"] == [{"sequenceNumber": 0}]  # genesis is in epoch 1
+    assert epoch["last"]["nodes"] == [{"sequenceNumber": last["seq"]}]
+    assert epoch["epochId"] == 1 and epoch["endTimestamp"] is None

@@ -64,12 +64,16 @@ def test_state_and_clock_survive_a_restart(tmp_path: Path, clock: FakeClock):
         )
     finally:
         led.close()
-    # a new epoch length applies from now on; the count never goes back or jumps
+    # a new epoch length applies from now on; the count never goes back or jumps, and past
+    # epochs keep their start times
     led = new_ledger(tmp_path, clock, epoch_seconds=EPOCH / 10)
     try:
+        start2 = led._epoch_start(2)
         assert led.current_epoch() == 3
         clock.advance(EPOCH / 10)
         assert led.current_epoch() == 4
+        assert led._epoch_start(2) == start2 == led._epoch_start(1) + EPOCH
+        assert led.system_state().epoch_start == clock.now
     finally:
         led.close()
 

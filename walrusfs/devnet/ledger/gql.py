@@ -17,11 +17,19 @@ from pathlib import Path
 from typing import Any
 
 from graphql import (
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLResolveInfo,
     GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
     build_schema,
     graphql_sync,
+    parse,
 )
 
 from . import move
@@ -120,7 +128,7 @@ def _uncursor(cursor: str | None) -> bytes | None:
 
 
 def connection(
-    nodes: list[Any], has_next: bool, cursors: list[str] | None = None
+    nodes: list[Any], has_next: bool, cursors: list[str] | None = None, has_previous: bool = False
 ) -> dict[str, Any]:
     cursors = cursors if cursors is not None else [str(i) for i in range(len(nodes))]
     return {
@@ -128,7 +136,7 @@ def connection(
         "edges": [{"cursor": c, "node": n} for c, n in zip(cursors, nodes, strict=True)],
         "pageInfo": {
             "hasNextPage": has_next,
-            "hasPreviousPage": False,
+            "hasPreviousPage": has_previous,
             "startCursor": cursors[0] if cursors else None,
             "endCursor": cursors[-1] if cursors else None,
         },
@@ -593,10 +601,15 @@ class EpochNode:
     ) -> dict[str, Any]:
         if filter is not None or after is not None or before is not None:
             raise unavailable("filtered or paged checkpoints of an epoch")
-        row = self.ctx.ledger.store.last_transaction()
-        latest = 0 if row is None else int(row["seq"])
-        seqs = [latest] if last is not None else [0]
-        return connection([CheckpointNode(self.ctx, s) for s in seqs], False)
+        if (first is None) == (last is None) or (first or last or 0) > 1:
+            raise unavailable("listing an epoch's checkpoints beyond its first or last")
+        bounds = self.ctx.ledger.store.epoch_checkpoints(self.epoch)
+        if bounds is None or (first or last) == 0:
+            return connection([], False)
+        more = bounds[0] != bounds[1]
+        if first is not None:
+            return connection([CheckpointNode(self.ctx, bounds[0])], more)
+        return connection([CheckpointNode(self.ctx, bounds[1])], False, has_previous=more)
 
 
 class CheckpointNode:
@@ -819,11 +832,13 @@ def protocol_configs(ctx: Context) -> dict[str, Any]:
     }
 
 
-SERVICE_CONFIG = {
+SERVICE_CONFIG: dict[str, Any] = {
+    # enforced: query depth and fields (GraphQLService.execute), multi-get size, page sizes and
+    # the request body (the HTTP server's limit). Output size is not limited by the devnet.
     "maxQueryDepth": 20,
     "maxQueryNodes": 300,
     "maxOutputNodes": 100_000,
-    "maxQueryPayloadSize": 5_000,
+    "maxQueryPayloadSize": 1 << 20,
     "maxTransactionPayloadSize": 174_763,
     "maxMultiGetSize": MAX_MULTI_GET,
     "maxTypeArgumentDepth": 16,
@@ -977,6 +992,39 @@ class MutationRoot:
         return {"effects": EffectsNode(self.ctx, record)}
 
 
+def measure(document: DocumentNode) -> tuple[int, int]:
+    """(depth, field count) of the operations in a query, with fragments expanded."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+
+    def walk(sel: SelectionSetNode | None, depth: int, seen: frozenset[str]) -> tuple[int, int]:
+        if sel is None:
+            return depth, 0
+        deepest, count = depth, 0
+        for node in sel.selections:
+            if isinstance(node, FieldNode):
+                d, c = walk(node.selection_set, depth + 1, seen)
+                deepest, count = max(deepest, d), count + 1 + c
+            elif isinstance(node, InlineFragmentNode):
+                d, c = walk(node.selection_set, depth, seen)
+                deepest, count = max(deepest, d), count + c
+            elif isinstance(node, FragmentSpreadNode):
+                name = node.name.value
+                if name in seen or name not in fragments:
+                    continue  # validation reports cycles and unknown fragments
+                d, c = walk(fragments[name].selection_set, depth, seen | {name})
+                deepest, count = max(deepest, d), count + c
+        return deepest, count
+
+    depth = nodes = 0
+    for d in document.definitions:
+        if isinstance(d, OperationDefinitionNode):
+            dd, nn = walk(d.selection_set, 0, frozenset())
+            depth, nodes = max(depth, dd), nodes + nn
+    return depth, nodes
+
+
 class GraphQLService:
     """Executes GraphQL requests against a ledger."""
 
@@ -988,6 +1036,18 @@ class GraphQLService:
         self, query: str, variables: dict[str, Any] | None = None, operation_name: str | None = None
     ) -> dict[str, Any]:
         """Run one GraphQL request; returns the response body (data and errors)."""
+
+        try:
+            depth, nodes = measure(parse(query))
+        except GraphQLError as exc:
+            return {"data": None, "errors": [exc.formatted]}
+        limit = SERVICE_CONFIG
+        if depth > int(limit["maxQueryDepth"]) or nodes > int(limit["maxQueryNodes"]):
+            message = (
+                f"query too large: depth {depth} (limit {limit['maxQueryDepth']}), "
+                f"{nodes} fields (limit {limit['maxQueryNodes']})"
+            )
+            return {"data": None, "errors": [{"message": message}]}
 
         def run() -> dict[str, Any]:
             ctx = Context(self.ledger)

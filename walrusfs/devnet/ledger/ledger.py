@@ -275,7 +275,9 @@ class Ledger:
             return
         now = self.config.clock()
         epoch = self._clock_epoch(now)
+        start = self._epoch_start(epoch)
         with self.store.write():
+            self.store.record_epoch_start(epoch, start)
             self.store.set_meta("clock_base_epoch", str(epoch))
             self.store.set_meta("clock_base_time", repr(now))
             self.store.set_meta("clock_epoch_seconds", repr(wanted))
@@ -287,6 +289,9 @@ class Ledger:
         return base_epoch + max(0, int((now - base_time) // seconds))
 
     def _epoch_start(self, epoch: int) -> float:
+        recorded = self.store.epoch_start(epoch)
+        if recorded is not None:
+            return recorded
         base_epoch = int(self.store.meta("clock_base_epoch") or self.config.start_epoch)
         base_time = float(self.store.meta("clock_base_time") or 0.0)
         seconds = float(self.store.meta("clock_epoch_seconds") or DEFAULT_EPOCH_SECONDS)
@@ -315,7 +320,13 @@ class Ledger:
         value["used_capacity_size"] = ring["ring_buffer"][ring["current_index"]]["used_capacity"]
         self._mutate(change, system, move.decode(self.types.system, system.contents))
         self._mutate(change, inner_obj, inner)
-        self._commit_system(change)
+        starts = [(e, self._epoch_start(e)) for e in range(current + 1, target + 1)]
+
+        def record_starts() -> None:
+            for e, t in starts:
+                self.store.record_epoch_start(e, t)
+
+        self._commit_system(change, also=record_starts)
         log.info("devnet ledger: epoch %d -> %d", current, target)
 
     # ==== genesis =====================================================================
@@ -334,6 +345,7 @@ class Ledger:
             )
             self.store.set_meta("clock_base_epoch", str(cfg.start_epoch))
             self.store.set_meta("clock_base_time", repr(now))
+            self.store.record_epoch_start(cfg.start_epoch, now)
             self.store.set_meta(
                 "clock_epoch_seconds", repr(cfg.epoch_seconds or DEFAULT_EPOCH_SECONDS)
             )
@@ -407,7 +419,12 @@ class Ledger:
         change.inputs.setdefault(obj.id, obj)
         change.writes[obj.id] = (layout, value, owner or obj.owner)
 
-    def _commit_system(self, change: _SystemChange, version: int | None = None) -> Outcome:
+    def _commit_system(
+        self,
+        change: _SystemChange,
+        version: int | None = None,
+        also: Callable[[], None] | None = None,
+    ) -> Outcome:
         lamport = version or (max((o.version for o in change.inputs.values()), default=0) + 1)
         outputs: dict[bytes, StoredObject] = {}
         for oid, (layout, value, owner) in change.writes.items():
@@ -486,7 +503,7 @@ class Ledger:
             [],
             blob_index,
         )
-        self._commit(outcome, change.kind, None, None)
+        self._commit(outcome, change.kind, None, None, also)
         return outcome
 
     def _epoch_for_effects(self, outputs: dict[bytes, StoredObject]) -> int:
@@ -501,7 +518,12 @@ class Ledger:
         )
 
     def _commit(
-        self, outcome: Outcome, kind: str, tx: TransactionData | None, signatures: list[str] | None
+        self,
+        outcome: Outcome,
+        kind: str,
+        tx: TransactionData | None,
+        signatures: list[str] | None,
+        also: Callable[[], None] | None = None,
     ) -> None:
         """Write an outcome: objects, deletions, the transaction record — in one SQLite tx."""
         seq = self.store.next_seq()
@@ -517,6 +539,8 @@ class Ledger:
                     oid = parse_address(ev.json["object_id"])
                     if oid in outcome.outputs:
                         self.store.set_certification(oid, outcome.digest, i)
+            if also is not None:
+                also()
             self.store.add_transaction(
                 seq,
                 outcome.digest,

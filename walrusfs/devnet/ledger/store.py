@@ -103,6 +103,13 @@ CREATE TABLE IF NOT EXISTS committee (
     url TEXT NOT NULL                -- base URL of the node's storage API
 );
 
+-- When each epoch started (unix seconds), recorded as the clock passes into it, so past epochs
+-- keep their times when the epoch length is changed later.
+CREATE TABLE IF NOT EXISTS epochs (
+    epoch INTEGER PRIMARY KEY,
+    start_time REAL NOT NULL
+);
+
 -- Chain-wide values: chain identifier, genesis digest, the epoch clock's base, config.
 CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
@@ -305,6 +312,25 @@ class Store:
             (epoch, epoch),
         )
         return [bytes(r[0]) for r in rows]
+
+    # --- epochs ---
+
+    def record_epoch_start(self, epoch: int, start: float) -> None:
+        assert self._in_tx
+        self._db.execute(
+            "INSERT OR IGNORE INTO epochs(epoch, start_time) VALUES(?, ?)", (epoch, start)
+        )
+
+    def epoch_start(self, epoch: int) -> float | None:
+        row = self._db.execute("SELECT start_time FROM epochs WHERE epoch = ?", (epoch,)).fetchone()
+        return None if row is None else float(row[0])
+
+    def epoch_checkpoints(self, epoch: int) -> tuple[int, int] | None:
+        """The first and last checkpoint (transaction) sequence numbers of an epoch."""
+        row = self._db.execute(
+            "SELECT MIN(seq), MAX(seq) FROM transactions WHERE epoch = ?", (epoch,)
+        ).fetchone()
+        return None if row is None or row[0] is None else (int(row[0]), int(row[1]))
 
     # --- committee ---
 
