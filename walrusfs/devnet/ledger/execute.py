@@ -42,6 +42,7 @@ from .suitypes import (
     ADDRESS_OWNER,
     ARG_INDEX_OUT_OF_BOUNDS,
     ARG_INVALID_BCS_BYTES,
+    ARG_INVALID_GAS_COIN_USAGE,
     ARG_INVALID_OBJECT_BY_MUT_REF,
     ARG_INVALID_OBJECT_BY_VALUE,
     ARG_INVALID_RESULT_ARITY,
@@ -512,7 +513,7 @@ class Execution:
         """Move an object argument out of its slot (by value)."""
         if arg.kind == 0:
             if not allow_gas:
-                raise self.arg_error(index, ARG_TYPE_MISMATCH, "InvalidGasCoinUsage")
+                raise self.arg_error(index, ARG_INVALID_GAS_COIN_USAGE, "InvalidGasCoinUsage")
             live = self._gas_live(index)
             live.owner = None
             return live
