@@ -83,7 +83,7 @@ SUI_COIN_TYPE = "0x2::coin::Coin<0x2::sui::SUI>"
 
 _OBJECT_ID = re.compile(r"Object ID (0x[0-9a-fA-F]{1,64})")
 _CURRENT = re.compile(
-    r"Object ID (0x[0-9a-fA-F]{1,64})[^\n]*current version: (?:0x)?([0-9a-fA-F]+)"
+    r"Object ID (0x[0-9a-fA-F]{1,64})[^\n]*current version: (0x[0-9a-fA-F]+|[0-9]+)"
 )
 
 TxObserver = Callable[[bytes], None]
@@ -396,10 +396,7 @@ class SuiChainClient:
             raise ChainUnavailable(f"{self.network.graphql_url}: {text}")
         if "not available for consumption" in text or "locked" in text.lower():
             ids = frozenset(long_address(m) for m in _OBJECT_ID.findall(text))
-            current = {
-                long_address(a): int(v, 16 if v.startswith("0x") else 10)
-                for a, v in _CURRENT.findall(text)
-            }
+            current = {long_address(a): int(v, 0) for a, v in _CURRENT.findall(text)}
             for oid, version in pinned.items():
                 if oid in ids:
                     raise AnchorConflict(oid, version, current.get(oid))

@@ -356,8 +356,8 @@ class Execution:
                 self.gas_coins.append(obj)
         if stale:
             lines = [
-                f"Object ID {oid} Version {version} Digest {digest} is not available for "
-                f"consumption, current version: {current}"
+                f"Object ID {oid} Version {version:#x} Digest {digest} is not available for "
+                f"consumption, current version: {current:#x}"
                 for oid, version, digest, current in stale
             ]
             raise StaleObjects(
