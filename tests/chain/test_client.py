@@ -229,3 +229,45 @@ async def test_an_unreachable_network(tmp_path: Path, wallet: Wallet):
     net = network("devnet", graphql_url=f"http://127.0.0.1:{port}/graphql")
     with pytest.raises(ChainUnavailable):
         await SuiChainClient.open(net, wallet.directory, timeout=5)
+
+
+async def test_a_lost_answer_is_looked_up_not_retried(devnet: Devnet, wallet: Wallet):
+    """The CAS lands but its answer is lost: the client finds the transaction by digest and
+    returns the new anchor instead of retrying into a conflict with its own write."""
+    blob = devnet.blob(wallet.address)
+    http = devnet.thread.http
+    assert http is not None
+    async with await open_client(devnet, wallet) as client:
+        a0 = await client.read_anchor(blob)
+        http.drop_execute_answers = 1
+        try:
+            a1 = await client.compare_and_swap_anchor(a0, {"head": "lost"})
+        finally:
+            http.drop_execute_answers = 0
+        assert a1.metadata_map == {"head": "lost"}
+        assert await client.read_anchor(blob) == a1
+
+
+def test_conflict_messages_as_a_real_network_words_them(devnet: Devnet):
+    from pysui import SuiRpcResult
+    from pysui.sui.sui_pgql.pgql_types import ErrorGQL
+
+    client = object.__new__(SuiChainClient)
+    client.network = devnet.net
+    anchor, gas = "0x" + "a1" * 32, "0x" + "b2" * 32
+    message = (
+        "Transaction validator signing failed due to issues with transaction inputs, please "
+        f"review the errors and try again:\n- Object ID {gas} Version 0x9 Digest "
+        "11111111111111111111111111111111 is not available for consumption, current version: "
+        f"0xa\n- Object ID {anchor} Version 0x1f Digest 11111111111111111111111111111111 is not "
+        "available for consumption, current version: 0x20"
+    )
+    result = SuiRpcResult(False, "TransportQueryError", ErrorGQL.from_query([{"message": message}]))
+    with pytest.raises(AnchorConflict) as conflict:
+        client._raise_refusal(result, {anchor: 31})
+    assert (conflict.value.version, conflict.value.current) == (31, 32)
+    from walrusfs.chain import StaleObjects
+
+    with pytest.raises(StaleObjects) as stale:
+        client._raise_refusal(result, {})
+    assert stale.value.object_ids == {anchor, gas}

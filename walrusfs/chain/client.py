@@ -16,6 +16,7 @@ deciding anything, so a CAS that landed is never reported as a conflict with its
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import logging
@@ -26,7 +27,9 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, TypeVar
 
+import httpx
 import trio
+from gql.transport.exceptions import TransportError
 from pysui import GqlProtocolClient, SuiRpcResult
 from pysui.sui.sui_bcs import bcs
 from pysui.sui.sui_common import sui_commands as cmd
@@ -87,6 +90,9 @@ _CURRENT = re.compile(
 )
 
 TxObserver = Callable[[bytes], None]
+
+# what pysui's GraphQL transport (gql over httpx) may raise past pysui's own error handling
+_TRANSPORT_ERRORS = (TransportError, httpx.HTTPError, OSError, asyncio.TimeoutError)
 
 
 def _error_text(result: SuiRpcResult) -> str:
@@ -231,8 +237,15 @@ class SuiChainClient:
 
     # ==== asyncio-side primitives (run on the bridge) ===============================
 
+    async def _call(self, command: Any) -> SuiRpcResult:
+        """pysui's execute, with transport exceptions it lets through turned into results."""
+        try:
+            return await self._client.execute(command=command)
+        except _TRANSPORT_ERRORS as exc:
+            return SuiRpcResult(False, f"HTTPX error: {type(exc).__name__}", str(exc))
+
     async def _query(self, command: Any) -> Any:
-        result = await self._client.execute(command=command)
+        result = await self._call(command)
         if not result.is_ok():
             text = _error_text(result)
             if _is_transport_error(result):
@@ -314,9 +327,12 @@ class SuiChainClient:
         return await self._a_blobs([objs[i] for i in ids])
 
     async def _a_coins(self, coin_object_type: str) -> list[sui_prot.Object]:
-        res = await self._client.execute_for_all(
-            command=cmd.GetObjectsForType(owner=self.address, object_type=coin_object_type)
-        )
+        try:
+            res = await self._client.execute_for_all(
+                command=cmd.GetObjectsForType(owner=self.address, object_type=coin_object_type)
+            )
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"{self.network.graphql_url}: {exc}") from None
         if not res.is_ok():
             raise ChainError(f"listing coins failed: {_error_text(res)}")
         return list(res.result_data.objects)
@@ -331,10 +347,12 @@ class SuiChainClient:
         try:
             await build(txn)
             kind = await txn.raw_kind()
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"{self.network.graphql_url}: {exc}") from None
         except ValueError as exc:
             raise ChainError(f"building the transaction failed: {exc}") from None
-        sim = await self._client.execute(
-            command=cmd.SimulateTransactionKind(tx_kind=kind, tx_meta={"sender": self.address})
+        sim = await self._call(
+            cmd.SimulateTransactionKind(tx_kind=kind, tx_meta={"sender": self.address})
         )
         if not sim.is_ok():
             self._raise_refusal(sim, pinned)
@@ -352,6 +370,8 @@ class SuiChainClient:
         )
         try:
             signed = await txn.build_and_sign(gas_budget=budget)
+        except _TRANSPORT_ERRORS as exc:
+            raise ChainUnavailable(f"{self.network.graphql_url}: {exc}") from None
         except ValueError as exc:
             text = str(exc)
             if "gas" in text.lower() or "fund transaction" in text:
@@ -362,7 +382,7 @@ class SuiChainClient:
         tx_bytes = base64.b64decode(signed["tx_bytestr"])
         if self._observer is not None:
             self._observer(tx_bytes)
-        res = await self._client.execute(command=cmd.ExecuteTransaction(**signed))
+        res = await self._call(cmd.ExecuteTransaction(**signed))
         if not res.is_ok():
             if _is_transport_error(res):
                 return await self._a_lost_answer(_tx_digest(tx_bytes), _error_text(res))
@@ -376,10 +396,8 @@ class SuiChainClient:
 
     async def _a_lost_answer(self, digest: str, why: str) -> sui_prot.ExecutedTransaction:
         """The execution's answer was lost: find out whether the transaction landed."""
-        import asyncio
-
         for attempt in range(LOST_ANSWER_CHECKS):
-            res = await self._client.execute(command=cmd.GetTransaction(digest=digest))
+            res = await self._call(cmd.GetTransaction(digest=digest))
             if res.is_ok() and res.result_data is not None:
                 executed: sui_prot.ExecutedTransaction = res.result_data
                 effects = executed.effects

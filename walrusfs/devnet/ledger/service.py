@@ -47,6 +47,9 @@ class LedgerHttp:
         self.ledger = ledger
         self.graphql = GraphQLService(ledger)
         self._limiter = trio.CapacityLimiter(4)
+        # Fault injection: the next N requests that execute a transaction are answered with a
+        # 502 after the transaction was applied, as when a connection drops mid-answer.
+        self.drop_execute_answers = 0
 
     async def __call__(self, request: Request) -> Response:
         path = request.path.rstrip("/") or "/"
@@ -85,6 +88,9 @@ class LedgerHttp:
         body = await trio.to_thread.run_sync(
             self.graphql.execute, query, variables, operation, limiter=self._limiter
         )
+        if self.drop_execute_answers > 0 and "executeTransaction" in query:
+            self.drop_execute_answers -= 1
+            return Response(502, b"answer lost (devnet fault injection)")
         return _json(200, body)
 
     async def _faucet(self, request: Request, coin: str) -> Response:
@@ -129,8 +135,19 @@ async def serve_ledger(
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve the ledger until cancelled; reports the bound port through task_status."""
+    await serve_http(LedgerHttp(ledger), host=host, port=port, task_status=task_status)
+
+
+async def serve_http(
+    http: LedgerHttp,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Serve an existing handler (keeps a reference for fault injection)."""
     await serve(
-        LedgerHttp(ledger),
+        http,
         host=host,
         port=port,
         config=ServerConfig(max_body=MAX_REQUEST, server_name="walrusfs-devnet-ledger"),
@@ -158,6 +175,7 @@ class LedgerThread:
         self.config = config
         self._port = port
         self.ledger: Ledger | None = None
+        self.http: LedgerHttp | None = None
         self.endpoints: LedgerEndpoints | None = None
         self._thread: threading.Thread | None = None
         self._token: trio.lowlevel.TrioToken | None = None
@@ -180,8 +198,9 @@ class LedgerThread:
             with trio.CancelScope() as scope:
                 self._cancel = scope
                 self._token = trio.lowlevel.current_trio_token()
+                self.http = LedgerHttp(self.ledger)
                 async with trio.open_nursery() as nursery:
-                    port = await nursery.start(partial(serve_ledger, self.ledger, port=self._port))
+                    port = await nursery.start(partial(serve_http, self.http, port=self._port))
                     self.endpoints = LedgerEndpoints(f"http://127.0.0.1:{port}")
                     self._ready.set()
 
