@@ -271,3 +271,16 @@ def test_conflict_messages_as_a_real_network_words_them(devnet: Devnet):
     with pytest.raises(StaleObjects) as stale:
         client._raise_refusal(result, {})
     assert stale.value.object_ids == {anchor, gas}
+
+
+async def test_no_sui_for_gas(devnet: Devnet, tmp_path: Path):
+    from walrusfs.chain import InsufficientGas, generate_key, write_wallet
+
+    directory = tmp_path / "nogas"
+    address = write_wallet(directory, devnet.net, generate_key())
+    devnet.ledger.fund(address, sui=0)
+    blob = devnet.blob(address)
+    async with await SuiChainClient.open(devnet.net, directory) as client:
+        with pytest.raises(InsufficientGas):
+            await client.compare_and_swap_anchor(await client.read_anchor(blob), {"a": "b"})
+        assert (await client.balances()).sui == 0
