@@ -130,6 +130,8 @@ class _DirLock:
 
 
 def _prepare_directory(directory: Path) -> None:
+    if directory.exists() and not directory.is_dir():
+        raise DevnetConfigError(f"{directory} is not a directory")
     try:
         directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError as exc:
@@ -341,7 +343,7 @@ async def run_devnet(
                 k=params.k,
                 quorum=params.quorum,
             )
-            log.info(
+            log.debug(
                 "devnet in %s: publisher and aggregator on %s, %d storage nodes, epoch %d",
                 directory,
                 url,
