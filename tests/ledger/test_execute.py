@@ -16,6 +16,7 @@ from ledger.ledger_helpers import (
     merge,
     nested,
     owned,
+    pure,
     random_blob_id,
     res,
     shared,
@@ -582,3 +583,16 @@ def test_simulation_commits_nothing(ledger: Ledger, alice: Account):
     assert record["status"] == "SUCCESS" and overlay
     assert ledger.store.next_seq() == seq and metadata(ledger, blob) is None
     assert ledger.execute(tx, [alice.sign(tx)])["effects_digest"] == record["effects_digest"]
+
+
+def test_protocol_limits_are_enforced(ledger: Ledger, alice: Account):
+    gas = coins(ledger, alice.address)[:1]
+    tx = build(alice, [pure(b"x" * (16 * 1024 + 1))], [split(GAS, inp(0))], gas)
+    with pytest.raises(TransactionRejected, match="pure argument"):
+        ledger.execute(tx, [alice.sign(tx)])
+    tx = build(alice, [u64(1)], [split(GAS, inp(0))] * 1025, gas)
+    with pytest.raises(TransactionRejected, match="too many commands"):
+        ledger.execute(tx, [alice.sign(tx)])
+    tx = build(alice, [u64(1)], [split(GAS, inp(0))], gas, price=100_001, budget=200_000_000)
+    with pytest.raises(GasError, match="higher than max"):
+        ledger.execute(tx, [alice.sign(tx)])

@@ -89,6 +89,20 @@ REBATE_BPS = 9_900
 MAX_GAS_BUDGET = 50_000_000_000
 BYTES_PER_UNIT = 1024 * 1024
 
+# The protocol limits the ledger enforces and reports in protocolConfigs (Sui's values).
+PROTOCOL_LIMITS = {
+    "max_tx_gas": MAX_GAS_BUDGET,
+    "max_gas_price": 100_000,
+    "max_input_objects": 2048,
+    "max_arguments": 512,
+    "max_programmable_tx_commands": 1024,
+    "max_pure_argument_size": 16 * 1024,
+    "max_tx_size_bytes": 128 * 1024,
+    "max_type_arguments": 16,
+    "base_tx_cost_fixed": COMPUTATION_UNITS,
+    "storage_rebate_rate": REBATE_BPS,
+}
+
 # Walrus and Sui framework abort codes the ledger reproduces
 E_NOT_CERTIFIED = 0  # walrus::blob
 E_BLOB_NOT_DELETABLE = 1  # walrus::blob
@@ -252,8 +266,22 @@ class Execution:
     def _check_commands(self) -> None:
         if not self.tx.commands:
             raise InvalidTransaction("a programmable transaction needs at least one command")
+        limits = PROTOCOL_LIMITS
+        if self.tx.raw is not None and len(self.tx.raw) > limits["max_tx_size_bytes"]:
+            raise InvalidTransaction(f"transaction larger than {limits['max_tx_size_bytes']} bytes")
+        if len(self.tx.commands) > limits["max_programmable_tx_commands"]:
+            raise InvalidTransaction("too many commands")
+        if len(self.tx.inputs) > limits["max_input_objects"]:
+            raise InvalidTransaction("too many inputs")
+        for arg in self.tx.inputs:
+            if isinstance(arg, PureArg) and len(arg.data) > limits["max_pure_argument_size"]:
+                raise InvalidTransaction("a pure argument is too large")
         for c in self.tx.commands:
             if isinstance(c, MoveCall):
+                if len(c.args) > limits["max_arguments"]:
+                    raise InvalidTransaction("too many arguments to a Move call")
+                if len(c.type_args) > limits["max_type_arguments"]:
+                    raise InvalidTransaction("too many type arguments to a Move call")
                 self._function(c)
 
     def _function(self, c: MoveCall) -> FunctionSig:
@@ -386,6 +414,10 @@ class Execution:
             raise GasError(f"Gas budget: {gas.budget} is lower than min: {minimum}.")
         if gas.budget > MAX_GAS_BUDGET:
             raise GasError(f"Gas budget: {gas.budget} is higher than max: {MAX_GAS_BUDGET}.")
+        if gas.price > PROTOCOL_LIMITS["max_gas_price"]:
+            raise GasError(
+                f"Gas price {gas.price} is higher than max {PROTOCOL_LIMITS['max_gas_price']}"
+            )
         if self.mock_gas_balance is not None:
             return
         if not gas.payment:

@@ -34,6 +34,7 @@ from graphql import (
 
 from . import move
 from .errors import LedgerError, TransactionRejected
+from .execute import PROTOCOL_LIMITS
 from .ledger import Ledger, timestamp_text
 from .store import StoredObject
 from .suitypes import (
@@ -804,21 +805,7 @@ def _command_outputs(items: list[list[Any]]) -> list[dict[str, Any]]:
 
 
 def protocol_configs(ctx: Context) -> dict[str, Any]:
-    configs = {
-        "max_tx_gas": "50000000000",
-        "max_gas_price": "100000",
-        "max_input_objects": "2048",
-        "max_arguments": "512",
-        "max_num_transferred_move_object_ids": "2048",
-        "max_programmable_tx_commands": "1024",
-        "max_pure_argument_size": "16384",
-        "max_tx_size_bytes": "131072",
-        "max_type_argument_depth": "16",
-        "max_type_arguments": "16",
-        "max_publish_or_upgrade_per_ptb": "5",
-        "base_tx_cost_fixed": "1000",
-        "storage_rebate_rate": "9900",
-    }
+    configs = {k: str(v) for k, v in PROTOCOL_LIMITS.items()}
 
     def config(key: str) -> dict[str, Any] | None:
         return {"key": key, "value": configs[key]} if key in configs else None
