@@ -121,6 +121,14 @@ def _tx_digest(tx_bytes: bytes) -> str:
     return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
 
 
+def _norm_type(type_: str | None) -> str | None:
+    """A struct type with its package address in long form (reprs may be short)."""
+    if not type_:
+        return type_
+    pkg, sep, rest = type_.partition("::")
+    return f"{long_address(pkg)}{sep}{rest}" if sep and pkg.startswith("0x") else type_
+
+
 def _contents(obj: sui_prot.Object) -> bytes:
     if obj.contents is None or obj.contents.value is None:
         raise ObjectMissing(f"object {obj.object_id} has no Move contents")
@@ -292,7 +300,7 @@ class SuiChainClient:
         metas = await self._objects(meta_ids)
         out = []
         for o, mid in zip(objs, meta_ids, strict=True):
-            if o.contents is None or o.object_type != self.network.blob_type:
+            if o.contents is None or _norm_type(o.object_type) != self.network.blob_type:
                 raise ObjectMissing(f"{o.object_id} is not a Walrus Blob object")
             meta = metas.get(mid)
             pairs = decode_metadata_field(_contents(meta)) if meta and meta.contents else ()
