@@ -76,6 +76,8 @@ class NodeFaults:
     """Seconds to wait before answering a share GET (a slow node)."""
     corrupt_reads: bool = False
     """Flip a byte of every share served (a lying node); the on-disk copy stays intact."""
+    write_delay: float = 0.0
+    """Seconds to wait before storing an uploaded share (a slow node)."""
 
 
 @dataclass
@@ -342,6 +344,8 @@ class StorageNode:
                 "upload the metadata before the sliver",
                 status="FAILED_PRECONDITION",
             )
+        if self.faults.write_delay:
+            await trio.sleep(self.faults.write_delay)
         if await hash_bytes(body) != entry.metadata.share_hashes[self.index]:
             return _error(
                 400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"

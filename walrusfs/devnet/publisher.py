@@ -277,7 +277,7 @@ class Publisher:
 
     async def _put_blob(self, request: Request) -> Response:
         options = self._store_options(request.query)
-        if self._waiting >= self.settings.max_queued_stores:
+        if self._store_slots.value == 0 and self._waiting >= self.settings.max_queued_stores:
             return _error(429, "TOO_MANY_REQUESTS", "the publisher is busy; retry later")
         self._waiting += 1
         try:
@@ -715,14 +715,14 @@ class Publisher:
         try:
             first, last = start // length, (end - 1) // length
             wanted = list(range(first, last + 1))
-            if await collector.collect(wanted, len(wanted)):
+            # The primary shares holding the range, unless one fails: then any k, decoded.
+            order = wanted + [i for i in range(coder.n) if i not in wanted]
+            if not await collector.collect(order, k, prefer=wanted):
+                raise _BadRequest(_unavailable())
+            if all(i in collector.shares for i in wanted):
                 blocks: dict[int, Buffer] = dict(collector.shares)
             else:
-                # Some primary share is unreachable: gather any k and decode.
-                order = [i for i in range(k) if i not in wanted] + list(range(k, coder.n))
-                if not await collector.collect(order, k):
-                    raise _BadRequest(_unavailable())
-                shares = collector.shares
+                shares = dict(collector.shares)
                 decoded = await trio.to_thread.run_sync(coder.decode, shares, length * k)
                 blocks = dict(enumerate(decoded))
         except BaseException:

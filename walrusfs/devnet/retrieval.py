@@ -146,19 +146,34 @@ class ShareCollector:
             self._leases.append(response.lease)
         return response.body
 
-    async def collect(self, candidates: Sequence[int], needed: int) -> bool:
-        """Fetch from `candidates` (in order) until `needed` shares are held; True if reached.
+    def complete(self, needed: int, prefer: Sequence[int] = ()) -> bool:
+        """Every preferred share is held, or at least `needed` shares are."""
+        return len(self.shares) >= needed or bool(prefer and all(i in self.shares for i in prefer))
 
-        Shares already held count; candidates already held or failed are skipped.
+    def _still_needed(self, needed: int, prefer: Sequence[int]) -> int:
+        if self.complete(needed, prefer):
+            return 0
+        if prefer and not any(i in self.failed for i in prefer):
+            return sum(1 for i in prefer if i not in self.shares)
+        return needed - len(self.shares)
+
+    async def collect(
+        self, candidates: Sequence[int], needed: int, *, prefer: Sequence[int] = ()
+    ) -> bool:
+        """Fetch from `candidates` (in order) until every share in `prefer` is held or, once
+        one of those failed, any `needed` shares are; True if that was reached.
+
+        `prefer` lets a reader ask only the nodes whose shares it wants (primary shares need
+        no decoding) and widen to any k only when one of them fails. Shares already held
+        count; candidates already held or failed are skipped. A node that has not answered
+        after `hedge_after` seconds gets one more candidate asked alongside it.
         """
         queue = [i for i in candidates if i not in self.shares and i not in self.failed]
-        if len(self.shares) >= needed:
-            return True
         progress = trio.Event()
         in_flight = 0
 
         async def worker(index: int) -> None:
-            nonlocal in_flight, progress
+            nonlocal in_flight
             try:
                 share = await self._fetch_one(index)
             finally:
@@ -170,8 +185,7 @@ class ShareCollector:
             progress.set()
 
         async with trio.open_nursery() as nursery:
-            while len(self.shares) < needed:
-                missing = needed - len(self.shares)
+            while (missing := self._still_needed(needed, prefer)) > 0:
                 while queue and in_flight < missing:
                     in_flight += 1
                     nursery.start_soon(worker, queue.pop(0))
@@ -185,4 +199,4 @@ class ShareCollector:
                     in_flight += 1
                     nursery.start_soon(worker, queue.pop(0))
             nursery.cancel_scope.cancel()
-        return len(self.shares) >= needed
+        return self.complete(needed, prefer)
