@@ -1,0 +1,150 @@
+"""Faults: nodes down, slow, lying, corrupt on disk, missing a store; and certification quorum.
+
+n = 10 nodes, f = 3, k = 4, quorum n - f = 7.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from devnet.devnet_helpers import assert_error, make_config, poll, store
+
+from walrusfs.devnet.background import BackgroundDevnet
+from walrusfs.devnet.encoding import ShareCoder
+from walrusfs.devnet.node import NodeFaults
+
+
+@pytest.fixture(scope="module")
+def faulty(tmp_path_factory: pytest.TempPathFactory) -> Iterator[BackgroundDevnet]:
+    with BackgroundDevnet(make_config(Path(tmp_path_factory.mktemp("faulty")))) as devnet:
+        yield devnet
+
+
+@pytest.fixture
+def healthy(faulty: BackgroundDevnet) -> Iterator[BackgroundDevnet]:
+    """The faulty devnet, with every node running and honest again after the test."""
+    try:
+        yield faulty
+    finally:
+        for index in range(faulty.info.n_shards):
+            faulty.set_faults(index, NodeFaults())
+            faulty.start_node(index)
+
+
+def _blob(http: httpx.Client, devnet: BackgroundDevnet, size: int = 200_003) -> tuple[str, bytes]:
+    data = os.urandom(size)
+    body = store(http, devnet.info.publisher_url, data)
+    return body["newlyCreated"]["blobObject"]["blobId"], data
+
+
+def _read(
+    http: httpx.Client, devnet: BackgroundDevnet, blob_id: str, **kw: object
+) -> httpx.Response:
+    return http.get(f"{devnet.info.publisher_url}/v1/blobs/{blob_id}", **kw)  # type: ignore[arg-type]
+
+
+def test_reads_survive_n_minus_k_nodes_down(http: httpx.Client, healthy: BackgroundDevnet) -> None:
+    info = healthy.info
+    blob_id, data = _blob(http, healthy)
+    # Stop n - k = 6 nodes, among them primary holders, so reads must decode parity.
+    down = [0, 2, 3, 5, 7, 9]
+    assert len(down) == info.n_shards - info.k
+    for index in down:
+        healthy.stop_node(index)
+    response = _read(http, healthy, blob_id)
+    assert response.status_code == 200 and response.content == data
+    response = _read(http, healthy, blob_id, headers={"range": "bytes=1000-180000"})
+    assert response.status_code == 206 and response.content == data[1000:180001]
+    # One more node down: fewer than k shares are reachable.
+    healthy.stop_node(1)
+    response = _read(http, healthy, blob_id)
+    assert_error(response, 503, "BLOB_UNAVAILABLE", "UNAVAILABLE")
+    # One node back: readable again.
+    healthy.start_node(9)
+    response = _read(http, healthy, blob_id)
+    assert response.status_code == 200 and response.content == data
+
+
+def test_slow_and_lying_nodes_are_routed_around(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    blob_id, data = _blob(http, healthy)
+    healthy.set_faults(0, NodeFaults(read_delay=30.0))  # a primary share holder stalls
+    healthy.set_faults(1, NodeFaults(corrupt_reads=True))  # another serves corrupt bytes
+    healthy.set_faults(2, NodeFaults(corrupt_reads=True))
+    started = time.monotonic()
+    response = _read(http, healthy, blob_id)
+    assert response.status_code == 200 and response.content == data
+    assert time.monotonic() - started < 10  # hedged, not waiting out the stalled node
+    # A range inside a corrupt node's share is served from good shares too.
+    share = ShareCoder(healthy.info.n_shards).share_length(len(data))
+    response = _read(http, healthy, blob_id, headers={"range": f"bytes={share}-{share + 99}"})
+    assert response.status_code == 206 and response.content == data[share : share + 100]
+
+
+def test_corrupt_share_on_disk_is_detected_and_repaired(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    blob_id, data = _blob(http, healthy)
+    path = healthy.share_path(0, blob_id)  # node 0 holds the first primary share
+    original = path.read_bytes()
+    with open(path, "r+b") as f:
+        f.seek(10)
+        f.write(bytes(b ^ 0x5A for b in original[10:20]))
+    assert path.read_bytes() != original
+    response = _read(http, healthy, blob_id)
+    assert response.status_code == 200 and response.content == data
+    # The node noticed (on that read or its scrub), dropped the share and rebuilt it.
+    poll(lambda: path.exists() and path.read_bytes() == original)
+    healthy.stop_node(1)  # make node 0's share needed again, and check it is served
+    healthy.stop_node(2)
+    response = _read(http, healthy, blob_id, headers={"range": "bytes=0-99"})
+    assert response.status_code == 206 and response.content == data[:100]
+
+
+def test_node_that_missed_a_store_repairs_itself(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    healthy.stop_node(4)
+    healthy.stop_node(8)
+    blob_id, data = _blob(http, healthy)  # 8 of 10 nodes: enough for the quorum of 7
+    assert not healthy.share_path(4, blob_id).exists()
+    healthy.start_node(4)
+    healthy.start_node(8)
+    for index in (4, 8):
+        path = healthy.share_path(index, blob_id)
+        poll(path.exists)
+    expected = ShareCoder(healthy.info.n_shards).encode(data).shares
+    for index in (4, 8):
+        digest = hashlib.sha256(healthy.share_path(index, blob_id).read_bytes()).digest()
+        assert digest == hashlib.sha256(bytes(expected[index])).digest()
+
+
+def test_too_few_confirmations_certify_nothing(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    registry = healthy.registry
+    address = healthy.info.publisher_address
+    for index in (0, 3, 6, 9):  # 6 nodes left, the quorum is 7
+        healthy.stop_node(index)
+    data = os.urandom(12_345)
+    blob_id = ShareCoder(healthy.info.n_shards).encode(data).metadata.blob_id_text()
+    before = registry.balance(address)
+    response = http.put(f"{healthy.info.publisher_url}/v1/blobs", content=data)
+    assert_error(response, 504, "INSUFFICIENT_CONFIRMATIONS", "DEADLINE_EXCEEDED")
+    assert registry.blob_objects(blob_id) == ()
+    assert registry.balance(address) == before
+    assert_error(_read(http, healthy, blob_id), 404, "BLOB_NOT_FOUND", "NOT_FOUND")
+    # With the nodes back, the same store succeeds.
+    for index in (0, 3, 6, 9):
+        healthy.start_node(index)
+    assert (
+        store(http, healthy.info.publisher_url, data)["newlyCreated"]["blobObject"]["blobId"]
+        == blob_id
+    )
