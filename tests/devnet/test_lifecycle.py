@@ -1,0 +1,149 @@
+"""Epochs and expiry, restarts, and the `walrusfs devnet` command."""
+
+from __future__ import annotations
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import httpx
+from devnet.devnet_helpers import assert_error, make_config, poll, store
+
+from walrusfs.devnet.background import BackgroundDevnet
+from walrusfs.devnet.errors import DevnetConfigError
+
+
+def test_blobs_expire_at_their_end_epoch(tmp_path: Path, http: httpx.Client) -> None:
+    config = make_config(tmp_path / "dn", nodes=4, epoch_seconds=1.5)
+    with BackgroundDevnet(config) as devnet:
+        url = devnet.info.publisher_url
+        short_data, long_data = os.urandom(3000), os.urandom(3001)
+        short = store(http, url, short_data, "?epochs=1")["newlyCreated"]["blobObject"]
+        long = store(http, url, long_data, "?epochs=3")["newlyCreated"]["blobObject"]
+        end = short["storage"]["endEpoch"]
+        assert end == short["storage"]["startEpoch"] + 1
+        assert long["storage"]["endEpoch"] >= end + 2
+        assert http.get(f"{url}/v1/blobs/{short['blobId']}").content == short_data
+        poll(lambda: devnet.current_epoch() >= end, timeout=10)
+        # The 1-epoch blob is gone from the start of its end epoch; the 3-epoch one is not.
+        assert_error(
+            http.get(f"{url}/v1/blobs/{short['blobId']}"), 404, "BLOB_NOT_FOUND", "NOT_FOUND"
+        )
+        assert_error(
+            http.get(f"{url}/v1/blobs/by-object-id/{short['id']}"),
+            404,
+            "BLOB_NOT_FOUND",
+            "NOT_FOUND",
+        )
+        assert devnet.current_epoch() < long["storage"]["endEpoch"]
+        assert http.get(f"{url}/v1/blobs/{long['blobId']}").content == long_data
+        # Every node deletes the expired blob's share, and keeps the other.
+        for index in range(4):
+            poll(lambda index=index: not devnet.share_path(index, short["blobId"]).exists())
+            assert devnet.share_path(index, long["blobId"]).exists()
+
+
+def test_state_survives_a_restart(tmp_path: Path, http: httpx.Client) -> None:
+    config = make_config(tmp_path / "dn", nodes=4)
+    blobs = {}
+    with BackgroundDevnet(config) as devnet:
+        url = devnet.info.publisher_url
+        for size in (0, 10, 300_000):
+            data = os.urandom(size)
+            blobs[store(http, url, data, "?epochs=3")["newlyCreated"]["blobObject"]["blobId"]] = (
+                data
+            )
+        epoch = devnet.current_epoch()
+        address = devnet.info.publisher_address
+        balance = devnet.registry.balance(address)
+        first_nodes = devnet.info.node_urls
+    with BackgroundDevnet(config) as devnet:
+        url = devnet.info.publisher_url
+        assert devnet.info.publisher_address == address
+        assert devnet.registry.balance(address) == balance
+        assert devnet.current_epoch() >= epoch
+        # Nodes listen on new ports after a restart; the committee follows them.
+        committee = devnet.registry.committee()
+        assert tuple(m.url for m in committee.members) == devnet.info.node_urls
+        assert len(first_nodes) == len(devnet.info.node_urls)
+        for blob_id, data in blobs.items():
+            response = http.get(f"{url}/v1/blobs/{blob_id}")
+            assert response.status_code == 200 and response.content == data
+        # A blob stored again is recognised as certified: the objects survived too.
+        blob_id, data = next(iter(blobs.items()))
+        assert "alreadyCertified" in store(http, url, data)
+    # The node count of a devnet directory is fixed.
+    try:
+        BackgroundDevnet(make_config(tmp_path / "dn", nodes=5)).start()
+    except DevnetConfigError as exc:
+        assert "4 storage nodes" in str(exc)
+    else:
+        raise AssertionError("a devnet started with the wrong node count")
+
+
+def _cli(*args: str) -> list[str]:
+    return [sys.executable, "-m", "walrusfs.cli.control", "devnet", *args]
+
+
+def test_cli_runs_prints_and_stops_on_ctrl_c(tmp_path: Path, http: httpx.Client) -> None:
+    process = subprocess.Popen(
+        _cli("--dir", str(tmp_path / "dn"), "--nodes", "4", "--port", "0", "--epoch-seconds", "60"),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        lines = []
+        for line in process.stdout:
+            lines.append(line)
+            if line.startswith("Press Ctrl-C"):
+                break
+        text = "".join(lines)
+        match = re.search(r"publisher and aggregator on (http://127\.0\.0\.1:\d+)", text)
+        assert match, text
+        assert "4 storage nodes" in text and str(tmp_path / "dn") in text
+        url = match[1]
+        blob_id = store(http, url, b"hello")["newlyCreated"]["blobObject"]["blobId"]
+        assert http.get(f"{url}/v1/blobs/{blob_id}").content == b"hello"
+        process.send_signal(signal.SIGINT)
+        out, err = process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    assert process.returncode == 0, err
+    assert "stopped" in out
+    assert "Traceback" not in err
+
+
+def test_cli_errors_are_one_line(tmp_path: Path) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = subprocess.run(
+            _cli("--dir", str(tmp_path / "a"), "--nodes", "1", "--port", str(port)),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"walrusfs: port {port} is already in use (publisher)"
+    (tmp_path / "file").write_text("not a directory")
+    result = subprocess.run(
+        _cli("--dir", str(tmp_path / "file"), "--port", "0"),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == f"walrusfs: {tmp_path / 'file'} is not a directory"
+    result = subprocess.run(_cli("--nodes", "0"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
+    result = subprocess.run(_cli("--help"), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0 and "--epoch-seconds" in result.stdout
