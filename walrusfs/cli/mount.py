@@ -47,6 +47,8 @@ mount options (-o, comma-separated):
   foreground         stay in the foreground (same as --foreground)
   log=FILE           log to FILE (default: DIR/mount.log when detached)
   debug              log debugging messages
+  no_writeback_cache let every write(2) reach the daemon at once instead of collecting
+                     writes in the kernel's page cache (faster for metadata-heavy work)
   nosuid, nodev, noexec, noatime, ...  kernel mount flags, passed through
   defaults, auto, noauto, user, _netdev, nofail, x-*, comment=...  accepted for fstab
 
@@ -89,6 +91,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.MountOptions:
     read_only = allow_other = allow_root = debug_fuse = False
+    writeback = True
     commit = 1.0
     flags: set[str] = set()
     for item in ",".join(items).split(","):
@@ -108,6 +111,8 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
             args.debug = True
         elif opt == "debug_fuse":
             debug_fuse = True
+        elif opt in ("writeback_cache", "no_writeback_cache"):
+            writeback = opt == "writeback_cache"
         elif name == "log" and value:
             args.log = value
         elif name == "commit" and value:
@@ -128,6 +133,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
         kernel_flags=frozenset(flags),
         commit_interval=commit,
         debug_fuse=debug_fuse,
+        writeback_cache=writeback,
     )
 
 

@@ -51,6 +51,7 @@ class MountOptions:
     commit_interval: float = 1.0
     debug_fuse: bool = False
     fsname: str | None = None
+    writeback_cache: bool = True
 
 
 def fuse_options(fs: Filesystem, opts: MountOptions) -> set[str]:
@@ -71,10 +72,24 @@ def fuse_options(fs: Filesystem, opts: MountOptions) -> set[str]:
     return options
 
 
+# Checkpoint the WAL when it has grown this much since the last one, or every 30 seconds.
+CHECKPOINT_BYTES = 32 << 20
+CHECKPOINT_SECONDS = 30.0
+
+
 async def _commit_periodically(fs: Filesystem, interval: float) -> None:
     while True:
         await trio.sleep(interval)
         fs.db.commit()
+
+
+async def _checkpoint_periodically(fs: Filesystem) -> None:
+    last = trio.current_time()
+    while True:
+        await trio.sleep(1.0)
+        if fs.db.wal_size() >= CHECKPOINT_BYTES or trio.current_time() - last >= CHECKPOINT_SECONDS:
+            await fs.db.checkpoint()
+            last = trio.current_time()
 
 
 async def _watch_signals(stop: Callable[[], None]) -> None:
@@ -101,7 +116,9 @@ async def run(
             log.warning("the last mount did not end cleanly; recovered: %s", report)
         if not opts.read_only:
             await fs.mark_mounted()
-        ops = Operations(fs.db, fs.cache, read_only=opts.read_only)
+        ops = Operations(
+            fs.db, fs.cache, read_only=opts.read_only, writeback_cache=opts.writeback_cache
+        )
         pyfuse3.init(ops, mountpoint, fuse_options(fs, opts))
         mounted = True
         tune_readahead(mountpoint)
@@ -115,6 +132,7 @@ async def run(
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_commit_periodically, fs, opts.commit_interval)
+            nursery.start_soon(_checkpoint_periodically, fs)
             nursery.start_soon(_watch_signals, stop)
             await pyfuse3.main()
             nursery.cancel_scope.cancel()

@@ -78,6 +78,15 @@ def fuse_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
     return wrapper
 
 
+def _without_suid(mode: int) -> int:
+    """The mode without setuid, and without setgid where it means "setgid" (group
+    executable; without it, setgid marks mandatory locking and stays)."""
+    new = mode & ~stat.S_ISUID
+    if mode & stat.S_IXGRP:
+        new &= ~stat.S_ISGID
+    return new
+
+
 @dataclass(eq=False)
 class Handle:
     inode: int
@@ -91,8 +100,17 @@ class Operations(pyfuse3.Operations):
     enable_acl = True
     supports_dot_lookup = True
 
-    def __init__(self, db: Database, cache: BlockCache, *, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        db: Database,
+        cache: BlockCache,
+        *,
+        read_only: bool = False,
+        writeback_cache: bool = True,
+    ) -> None:
         super().__init__()
+        # pyfuse3 reads this from the instance when the kernel connects.
+        self.enable_writeback_cache = writeback_cache
         self.db = db
         self.tree = Tree(db)
         self.cache = cache
@@ -150,14 +168,6 @@ class Operations(pyfuse3.Operations):
                 self.cache.delete(ino)
             self.tree.delete_inode(ino)
 
-    def _new_inode_mode(self, parent: int, mode: int) -> tuple[int, list[acl.Entry] | None]:
-        """Apply the parent's default ACL, if any, to a new inode's mode."""
-        try:
-            default = self.tree.getxattr(parent, acl.DEFAULT)
-        except FsError:
-            return mode, None
-        return acl.inherit(acl.parse(default), mode)
-
     def _create(
         self,
         parent: int,
@@ -169,32 +179,32 @@ class Operations(pyfuse3.Operations):
     ) -> Inode:
         self._writable()
         with self.db.operation():
+            parent_mode, parent_gid, default = self.tree.parent_for_create(parent, acl.DEFAULT)
             access_acl: list[acl.Entry] | None = None
-            if target is None:
-                mode, access_acl = self._new_inode_mode(parent, mode)
-            node = self.tree.create(parent, name, mode, ctx.uid, ctx.gid, rdev, target)
+            if default is not None and target is None:
+                # The parent's default ACL masks the mode instead of the umask.
+                mode, access_acl = acl.inherit(acl.parse(default), mode)
+            node = self.tree.create(
+                parent, name, mode, ctx.uid, ctx.gid, rdev, target,
+                parent_mode=parent_mode, parent_gid=parent_gid,
+            )  # fmt: skip
+            if stat.S_ISREG(mode):
+                self.cache.new_file(node.id)
+            new_xattrs = []
             if access_acl is not None:
+                new_xattrs.append((acl.ACCESS, acl.serialize(access_acl)))
+            if default is not None and stat.S_ISDIR(mode):
+                new_xattrs.append((acl.DEFAULT, default))
+            for xname, value in new_xattrs:
                 self.db.execute(
                     "INSERT INTO xattrs (inode, name, value) VALUES (?, ?, ?)",
-                    (node.id, acl.ACCESS, acl.serialize(access_acl)),
+                    (node.id, xname, value),
                 )
-            if stat.S_ISDIR(mode):
-                default = self.db.value(
-                    "SELECT value FROM xattrs WHERE inode = ? AND name = ?", (parent, acl.DEFAULT)
-                )
-                if default is not None:
-                    self.db.execute(
-                        "INSERT INTO xattrs (inode, name, value) VALUES (?, ?, ?)",
-                        (node.id, acl.DEFAULT, default),
-                    )
         return node
 
     def _kill_suid(self, ino: int, mode: int) -> int:
-        """Clear setuid, and setgid where it means "setgid" (group-executable), as Linux does
-        on write, truncate and chown. Returns the new mode."""
-        new = mode & ~stat.S_ISUID
-        if mode & stat.S_IXGRP:
-            new &= ~stat.S_ISGID
+        """Clear setuid/setgid as Linux does on write and truncate. Returns the new mode."""
+        new = _without_suid(mode)
         if new != mode:
             self.db.execute(
                 "UPDATE inodes SET mode = ?, ctime_ns = ? WHERE id = ?", (new, now_ns(), ino)
@@ -246,45 +256,43 @@ class Operations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         self._writable()
+        node = self.tree.inode(inode)
+        changes: dict[str, Any] = {}
+        if fields.update_size and attr.st_size != node.size:
+            if stat.S_ISDIR(node.mode):
+                raise FsError(errno.EISDIR)
+            if not stat.S_ISREG(node.mode):
+                raise FsError(errno.EINVAL)
+            changes["size"] = attr.st_size
+        if fields.update_mode:
+            changes["mode"] = stat.S_IFMT(node.mode) | stat.S_IMODE(attr.st_mode)
+        elif ((fields.update_uid or fields.update_gid) and not stat.S_ISDIR(node.mode)) or (
+            "size" in changes and ctx.uid != 0
+        ):
+            # chown, and truncation by the unprivileged, drop setuid/setgid as Linux does.
+            killed = _without_suid(node.mode)
+            if killed != node.mode:
+                changes["mode"] = killed
+        if fields.update_uid:
+            changes["uid"] = attr.st_uid
+        if fields.update_gid:
+            changes["gid"] = attr.st_gid
+        if fields.update_atime:
+            changes["atime_ns"] = attr.st_atime_ns
+        if fields.update_mtime:
+            changes["mtime_ns"] = attr.st_mtime_ns
+        changes["ctime_ns"] = attr.st_ctime_ns if fields.update_ctime else now_ns()
+        if "size" in changes and not fields.update_mtime:
+            changes["mtime_ns"] = changes["ctime_ns"]  # truncate() changes the data
         with self.db.operation():
-            node = self.tree.inode(inode)
-            mode = node.mode
-            changes: dict[str, Any] = {}
-            if fields.update_size:
-                if stat.S_ISDIR(node.mode):
-                    raise FsError(errno.EISDIR)
-                if not stat.S_ISREG(node.mode):
-                    raise FsError(errno.EINVAL)
-                if attr.st_size != node.size:
-                    delta = self.cache.truncate(inode, node.size, attr.st_size)
-                    self.db.execute(
-                        "UPDATE inodes SET nblocks = nblocks + ? WHERE id = ?", (delta, inode)
-                    )
-                changes["size"] = attr.st_size
-                if ctx.uid != 0:
-                    mode = self._kill_suid(inode, mode)
+            if "size" in changes:
+                delta = self.cache.truncate(inode, node.size, changes["size"])
+                if delta:
+                    changes["nblocks"] = node.nblocks + delta
             if fields.update_mode:
-                mode = attr.st_mode
-                changes["mode"] = mode
-                self._sync_acl_to_mode(inode, mode)
-            if fields.update_uid:
-                changes["uid"] = attr.st_uid
-            if fields.update_gid:
-                changes["gid"] = attr.st_gid
-            chown = fields.update_uid or fields.update_gid
-            if chown and not stat.S_ISDIR(node.mode) and not fields.update_mode:
-                mode = self._kill_suid(inode, mode)
-            if fields.update_atime:
-                changes["atime_ns"] = attr.st_atime_ns
-            if fields.update_mtime:
-                changes["mtime_ns"] = attr.st_mtime_ns
-            if fields.update_ctime:
-                changes["ctime_ns"] = attr.st_ctime_ns
-            elif fields.update_size and not fields.update_mtime:
-                # truncate() changes the data: mtime moves with ctime.
-                changes["mtime_ns"] = now_ns()
+                self._sync_acl_to_mode(inode, changes["mode"])
             self.tree.set_attrs(inode, **changes)
-            return self.attrs(self.tree.inode(inode))
+        return self.attrs(node._replace(**changes))
 
     def _sync_acl_to_mode(self, ino: int, mode: int) -> None:
         value = self.db.value(
@@ -415,12 +423,25 @@ class Operations(pyfuse3.Operations):
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         self._writable()
         h = self.handles[fh]
+        stored = await self.cache.store_large(h.cache, off, buf)
         with self.db.operation():
-            new_blocks = self.cache.write(h.cache, off, buf)
-            self.db.execute(
-                "UPDATE inodes SET size = MAX(size, ?), nblocks = nblocks + ? WHERE id = ?",
-                (off + len(buf), new_blocks, h.inode),
-            )
+            if stored:
+                new_blocks = self.cache.record(h.cache, off, off + len(buf))
+            else:
+                new_blocks = self.cache.write(h.cache, off, buf)
+            if self.enable_writeback_cache:
+                # The kernel owns mtime and ctime here and sends them with setattr.
+                self.db.execute(
+                    "UPDATE inodes SET size = MAX(size, ?), nblocks = nblocks + ? WHERE id = ?",
+                    (off + len(buf), new_blocks, h.inode),
+                )
+            else:
+                t = now_ns()
+                self.db.execute(
+                    "UPDATE inodes SET size = MAX(size, ?), nblocks = nblocks + ?,"
+                    " mtime_ns = ?, ctime_ns = ? WHERE id = ?",
+                    (off + len(buf), new_blocks, t, t, h.inode),
+                )
             if h.unprivileged:
                 mode = self.db.value("SELECT mode FROM inodes WHERE id = ?", (h.inode,))
                 if mode & (stat.S_ISUID | stat.S_ISGID) and self._kill_suid(h.inode, mode) != mode:
@@ -429,7 +450,10 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def flush(self, fh: int) -> None:
-        return None
+        # close() needs nothing from us: data reaches us by write() (the kernel writes back
+        # its dirty pages before it would flush), durability is fsync()'s. ENOSYS tells the
+        # kernel so, and it stops sending FLUSH, one request per close(), for good.
+        raise pyfuse3.FUSEError(errno.ENOSYS)
 
     @fuse_errors
     async def release(self, fh: int) -> None:
@@ -511,7 +535,13 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def getxattr(self, inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> bytes:
-        return self.tree.getxattr(inode, name)
+        # Hot: the kernel asks for security.capability before every write(2).
+        value = self.db.value(
+            "SELECT value FROM xattrs WHERE inode = ? AND name = ?", (inode, name)
+        )
+        if value is None:
+            raise pyfuse3.FUSEError(errno.ENODATA)
+        return value  # type: ignore[no-any-return]
 
     @fuse_errors
     async def setxattr(

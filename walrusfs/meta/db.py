@@ -49,11 +49,15 @@ class Database:
             self.conn.execute("PRAGMA cache_size=-65536")
             self.conn.execute("PRAGMA temp_store=MEMORY")
             self.conn.execute("PRAGMA busy_timeout=5000")
-            # Keep the WAL from growing without bound between checkpoints.
+            # Checkpoints copy the WAL into the database and fsync both: far too slow for
+            # the event loop, so `checkpoint()` runs them on another connection in a thread.
+            self.conn.execute("PRAGMA wal_autocheckpoint=0")
+            # Keep the WAL file from staying huge after a checkpoint reset it.
             self.conn.execute("PRAGMA journal_size_limit=67108864")
         except sqlite3.DatabaseError as exc:
             raise DamagedDatabase(f"{path}: {exc}") from exc
         self._wal_fd: int | None = None
+        self._checkpointer: sqlite3.Connection | None = None
         self._in_tx = False
         self.begin()
 
@@ -96,12 +100,37 @@ class Database:
             self._wal_fd = os.open(wal, os.O_RDONLY)
         os.fsync(self._wal_fd)
 
+    def wal_size(self) -> int:
+        try:
+            return os.path.getsize(self.path + "-wal")
+        except OSError:
+            return 0
+
+    async def checkpoint(self) -> None:
+        """Copy committed WAL frames into the database, off the event loop.
+
+        PASSIVE: it never waits for, nor blocks, the main connection; what it cannot copy
+        yet is copied next time."""
+
+        def work() -> None:
+            if self._checkpointer is None:
+                self._checkpointer = sqlite3.connect(
+                    self.path, isolation_level=None, check_same_thread=False
+                )
+                self._checkpointer.execute("PRAGMA busy_timeout=0")
+            self._checkpointer.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+
+        await trio.to_thread.run_sync(work)
+
     async def durable(self) -> None:
         """Commit, and return once everything committed survives a power loss."""
         self.commit()
         await trio.to_thread.run_sync(self.sync_wal)
 
     def close(self, *, checkpoint: bool = True) -> None:
+        if self._checkpointer is not None:
+            self._checkpointer.close()
+            self._checkpointer = None
         if self._in_tx:
             self.conn.execute("COMMIT")
             self._in_tx = False

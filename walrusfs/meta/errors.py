@@ -12,8 +12,12 @@ class FsError(WalrusfsError):
     """An operation the filesystem refuses, with the errno POSIX prescribes."""
 
     def __init__(self, errno: int, detail: str = "") -> None:
-        super().__init__(detail or os.strerror(errno))
+        # No strerror here: most FsErrors become an errno and are never printed.
+        super().__init__(detail)
         self.errno = errno
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args and self.args[0] else os.strerror(self.errno)
 
 
 def not_found() -> FsError:

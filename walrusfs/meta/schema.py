@@ -87,10 +87,21 @@ CREATE TABLE xattrs (
     PRIMARY KEY (inode, name)
 ) STRICT, WITHOUT ROWID;
 
+-- The data of small files, kept here instead of in a cache file of their own: creating a
+-- file on the cache disk costs more than the rest of a small file's write path together.
+-- A regular file is "inline" exactly while it has a row here; `data` is then the file's
+-- whole content (length = inodes.size, holes as zeros). It moves to a cache file when it
+-- outgrows the inline limit (cache/blockcache.py).
+CREATE TABLE inline_data (
+    inode INTEGER PRIMARY KEY,
+    data  BLOB NOT NULL
+) STRICT;
+
 -- The block map: which blocks of a regular file hold data, and where that data is.
 -- Block n covers bytes [n * block_size, (n + 1) * block_size). No row: a hole (zeros).
--- state: 1 DIRTY  the cache file holds the block, newer than any uploaded chunk;
---        2 CLEAN  the cache file holds the block, identical to chunk `chunk`;
+-- state: 1 DIRTY  the cache (file or inline data) holds the block, newer than any uploaded
+--                 chunk;
+--        2 CLEAN  the cache holds the block, identical to chunk `chunk`;
 --        3 REMOTE only chunk `chunk` holds the block (evicted from the cache).
 -- chunk: the chunk last uploaded for this block (see the data path), NULL if never.
 CREATE TABLE blocks (

@@ -10,6 +10,7 @@ timestamps and the rules of rename.
 from __future__ import annotations
 
 import errno
+import sqlite3
 import stat
 import time
 from collections.abc import Iterator
@@ -149,6 +150,20 @@ class Tree:
             (t, t, nlink_delta, directory),
         )
 
+    def parent_for_create(self, parent: int, xattr: bytes) -> tuple[int, int, bytes | None]:
+        """Mode and group of a directory about to get a new entry, and one of its xattrs
+        (the default ACL, for inheritance) in the same query. Refuses non-directories."""
+        row = self.db.row(
+            "SELECT i.mode, i.gid, i.nlink, x.value FROM inodes i LEFT JOIN xattrs x"
+            " ON x.inode = i.id AND x.name = ? WHERE i.id = ?",
+            (xattr, parent),
+        )
+        if row is None or row[2] == 0:
+            raise FsError(errno.ENOENT)  # a removed directory takes no new entries
+        if not stat.S_ISDIR(row[0]):
+            raise FsError(errno.ENOTDIR)
+        return row[0], row[1], row[3]
+
     def create(
         self,
         parent: int,
@@ -158,48 +173,43 @@ class Tree:
         gid: int,
         rdev: int = 0,
         target: bytes | None = None,
+        *,
+        parent_mode: int,
+        parent_gid: int,
     ) -> Inode:
-        """Create a file, directory, symlink or special file and its directory entry."""
+        """Create a file, directory, symlink or special file and its directory entry.
+
+        The caller has the parent's mode and group from parent_for_create and runs this in
+        an operation (savepoint): an existing name is found by the unique index, after the
+        inode row is written, and the savepoint takes that row back."""
         check_name(name)
-        pnode = self._require_dir(parent)
-        if self.lookup(parent, name) is not None:
-            raise FsError(errno.EEXIST)
         is_dir = stat.S_ISDIR(mode)
-        if pnode.mode & stat.S_ISGID:
+        if parent_mode & stat.S_ISGID:
             # BSD group semantics of setgid directories: the new entry takes the directory's
             # group, and a new directory inherits the setgid bit itself.
-            gid = pnode.gid
+            gid = parent_gid
             if is_dir:
                 mode |= stat.S_ISGID
         t = now_ns()
         size = DIR_SIZE if is_dir else (len(target) if target is not None else 0)
-        cur = self.db.execute(
+        nlink = 2 if is_dir else 1
+        dir_parent = parent if is_dir else None
+        ino = self.db.execute(
             "INSERT INTO inodes (mode, uid, gid, size, nlink, rdev, atime_ns, mtime_ns,"
             " ctime_ns, parent) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (mode, uid, gid, size, 2 if is_dir else 1, rdev, t, t, t, parent if is_dir else None),
-        )
-        ino = cur.lastrowid
+            (mode, uid, gid, size, nlink, rdev, t, t, t, dir_parent),
+        ).lastrowid
         assert ino is not None
+        try:
+            self.db.execute(
+                "INSERT INTO dentries (parent, name, inode) VALUES (?, ?, ?)", (parent, name, ino)
+            )
+        except sqlite3.IntegrityError:
+            raise FsError(errno.EEXIST) from None
         if target is not None:
             self.db.execute("INSERT INTO symlinks (inode, target) VALUES (?, ?)", (ino, target))
-        self.db.execute(
-            "INSERT INTO dentries (parent, name, inode) VALUES (?, ?, ?)", (parent, name, ino)
-        )
         self._touch_dir(parent, t, 1 if is_dir else 0)
-        return Inode(
-            ino,
-            mode,
-            uid,
-            gid,
-            size,
-            2 if is_dir else 1,
-            rdev,
-            t,
-            t,
-            t,
-            parent if is_dir else None,
-            0,
-        )
+        return Inode(ino, mode, uid, gid, size, nlink, rdev, t, t, t, dir_parent, 0)
 
     def link(self, ino: int, parent: int, name: bytes) -> Inode:
         check_name(name)
@@ -382,19 +392,21 @@ class Tree:
         atime_ns: int | None = None,
         mtime_ns: int | None = None,
         ctime_ns: int | None = None,
+        nblocks: int | None = None,
     ) -> None:
         sets: list[str] = []
         params: list[int] = []
         if mode is not None:
-            node = self.inode(ino)
-            sets.append("mode = ?")
-            params.append(stat.S_IFMT(node.mode) | stat.S_IMODE(mode))
+            # The file type bits never change.
+            sets.append("mode = (mode & ~4095) | ?")
+            params.append(stat.S_IMODE(mode))
         for col, val in (
             ("uid", uid),
             ("gid", gid),
             ("size", size),
             ("atime_ns", atime_ns),
             ("mtime_ns", mtime_ns),
+            ("nblocks", nblocks),
         ):
             if val is not None:
                 sets.append(f"{col} = ?")
