@@ -102,8 +102,9 @@ class BackgroundDevnet:
         if thread is None:
             return
         if thread.is_alive() and self._token is not None and self._stop is not None:
+            # run_sync_soon works from any thread, even one running a trio loop of its own.
             try:
-                trio.from_thread.run_sync(self._stop.set, trio_token=self._token)
+                self._token.run_sync_soon(self._stop.set)
             except trio.RunFinishedError:
                 pass
         thread.join()

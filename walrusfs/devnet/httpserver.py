@@ -43,6 +43,8 @@ class Request:
     """The body, when a `body_buffer` hook supplied the storage (then `body` is empty)."""
     buffer_owner: object | None = None
     """Anything the `body_buffer` hook wants to keep with the buffer."""
+    body_progress: Callable[[int], None] | None = None
+    """Set by a `body_buffer` hook to hear how many bytes of the buffer are filled so far."""
 
     def header(self, name: str, default: str | None = None) -> str | None:
         return self.headers.get(name.lower(), default)
@@ -160,7 +162,12 @@ async def _call(handler: Handler, request: Request) -> Response:
         return Response(500, b"internal error")
 
 
-async def _receive_into(stream: trio.SocketStream, conn: h11.Connection, view: memoryview) -> bytes:
+async def _receive_into(
+    stream: trio.SocketStream,
+    conn: h11.Connection,
+    view: memoryview,
+    progress: Callable[[int], None] | None = None,
+) -> bytes:
     """Fill `view` with the request body; returns bytes that arrived after it."""
     pending, _closed = conn.trailing_data
     length = len(view)
@@ -173,6 +180,8 @@ async def _receive_into(stream: trio.SocketStream, conn: h11.Connection, view: m
         if scope.cancelled_caught or n == 0:
             raise trio.BrokenResourceError("connection closed inside a request body")
         got += n
+        if progress is not None:
+            progress(got)
     return bytes(pending[length:])
 
 
@@ -205,7 +214,9 @@ async def _serve_connection(
                 buffer = config.body_buffer(request, length)
             if buffer is not None:
                 assert isinstance(stream, trio.SocketStream)
-                leftover = await _receive_into(stream, conn, memoryview(buffer).cast("B"))
+                leftover = await _receive_into(
+                    stream, conn, memoryview(buffer).cast("B"), request.body_progress
+                )
                 request.buffer = buffer
                 response = await _call(handler, request)
                 await _send_response(stream, conn, response, head_only=request.method == "HEAD")

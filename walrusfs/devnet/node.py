@@ -8,6 +8,7 @@ Node i holds share i of every blob. It serves a subset of the real storage node 
 | PUT | /v1/blobs/{blobId}/metadata | metadata (share hashes); kept only if it hashes to blobId |
 | GET | /v1/blobs/{blobId}/metadata | the metadata, for readers and repairing peers |
 | PUT | /v1/blobs/{blobId}/slivers/{i}/primary | share i; kept only if its hash matches the metadata |
+|  |  | (devnet extension: metadata in X-Walrus-Metadata, confirmation back with X-Walrus-Confirm) |
 | GET | /v1/blobs/{blobId}/slivers/{i}/primary | share i, re-verified if its file changed |
 | GET | /v1/blobs/{blobId}/confirmation/permanent | Ed25519-signed storage confirmation (devnet.confirm) |
 | GET | /v1/health | index, public key, epoch, blob count |
@@ -21,10 +22,12 @@ metadata that arrives without its share stays in memory until the share comes.
 A maintenance loop, every `maintenance_interval` seconds and whenever a read finds damage:
 - drops blobs whose end epoch has passed (uploaded before that epoch), and uploads that were
   never certified once `pending_grace` seconds passed;
-- re-hashes shares whose file changed since it was verified, and drops corrupt ones;
+- re-hashes shares whose file changed since it was verified (a batch of files per pass), and
+  drops corrupt ones;
 - repairs: for every live blob (from the registry) without a good share here, fetches the
   metadata and k verified shares from its peers, rebuilds its own share, checks its hash and
   stores it.
+A blob deleted on chain before its end epoch is dropped by the next full pass.
 """
 
 from __future__ import annotations
@@ -67,6 +70,9 @@ log = logging.getLogger(__name__)
 
 StatSig = tuple[int, int, int]
 
+SCRUB_BATCH = 64
+REPAIR_SCAN_EVERY = 10
+
 
 @dataclass
 class NodeFaults:
@@ -97,6 +103,8 @@ class _Entry:
     """Epoch of the last metadata upload; shares uploaded after an expiry are a new upload."""
     stored_at: float
     has_share: bool = False
+    live_until: int = 0
+    """The blob was certified until this epoch when last looked up (0: not known live)."""
     verified: StatSig | None = None
     """The share file's (size, mtime_ns, inode) when its hash was last checked."""
     lock: trio.Lock = field(default_factory=trio.Lock)
@@ -133,6 +141,8 @@ class StorageNode:
         self._entries: dict[str, _Entry] = {}
         self._client = HTTPClient()
         self._wake = trio.Event()
+        self._scan_now = False
+        self._scrub_queue: list[str] = []
         self._repair_after: dict[str, float] = {}
         self._load()
 
@@ -299,14 +309,34 @@ class StorageNode:
                     status="FAILED_PRECONDITION",
                 )
             if method == "PUT":
-                lease = request.buffer_owner
-                aligned = lease.aligned if isinstance(lease, Lease) else None
-                return await self._put_share(blob_text, request.payload(), aligned)
+                return await self._put_share_request(request, blob_text, blob_id)
             if method in ("GET", "HEAD"):
                 return await self._get_share(blob_text)
         elif rest == ["confirmation", "permanent"] and method == "GET":
             return self._confirm(blob_text, blob_id)
         return _error(404, "NOT_FOUND", f"no route for {method} {request.path}")
+
+    async def _put_share_request(
+        self, request: Request, blob_text: str, blob_id: bytes
+    ) -> Response:
+        """A share upload, with the devnet's one-request extension: metadata may ride along
+        in an `X-Walrus-Metadata` header (base64), and `X-Walrus-Confirm: permanent` answers
+        with the signed confirmation instead of a status message."""
+        inline = request.header("x-walrus-metadata")
+        if inline is not None:
+            try:
+                raw = base64.b64decode(inline, validate=True)
+            except ValueError:
+                return _error(400, "INVALID_METADATA", "X-Walrus-Metadata is not base64")
+            response = await self._put_metadata(blob_text, blob_id, raw)
+            if response.status not in (200, 201):
+                return response
+        lease = request.buffer_owner
+        aligned = lease.aligned if isinstance(lease, Lease) else None
+        response = await self._put_share(blob_text, request.payload(), aligned)
+        if request.header("x-walrus-confirm") == "permanent" and response.status in (200, 201):
+            return self._confirm(blob_text, blob_id)
+        return response
 
     async def _put_metadata(self, blob_text: str, blob_id: bytes, body: bytes) -> Response:
         try:
@@ -346,18 +376,29 @@ class StorageNode:
             )
         if self.faults.write_delay:
             await trio.sleep(self.faults.write_delay)
-        if await hash_bytes(body) != entry.metadata.share_hashes[self.index]:
-            return _error(
-                400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
-            )
         async with entry.lock:
             if self._entries.get(blob_text) is not entry:
                 return _error(409, "CONFLICT", "the blob was dropped while uploading; retry")
             if entry.has_share:
                 return _ok(200, "sliver already stored")
-            await trio.to_thread.run_sync(self._write_blob, blob_text, entry, body, aligned)
+            # One trip to a worker thread: check the hash, then write durably.
+            stored = await trio.to_thread.run_sync(
+                self._verify_and_write, blob_text, entry, body, aligned
+            )
+            if not stored:
+                return _error(
+                    400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
+                )
             entry.has_share = True
         return _ok(201, "sliver successfully stored")
+
+    def _verify_and_write(
+        self, blob_text: str, entry: _Entry, share: Buffer, aligned: memoryview | None
+    ) -> bool:
+        if blake2b256(share) != entry.metadata.share_hashes[self.index]:
+            return False
+        self._write_blob(blob_text, entry, share, aligned)
+        return True
 
     async def _read_share(self, blob_text: str, entry: _Entry) -> Lease | None:
         """The share from disk in a pool lease (the caller releases it), verified if its file
@@ -402,6 +443,7 @@ class StorageNode:
             entry.verified = None
             await trio.to_thread.run_sync(remove_durably, [self.share_path(blob_text)])
         self._repair_after.pop(blob_text, None)
+        self._scan_now = True
         self._wake.set()
 
     async def _get_share(self, blob_text: str) -> Response:
@@ -452,35 +494,51 @@ class StorageNode:
     # -- maintenance
 
     async def _maintenance(self, committee_ready: trio.Event | None) -> None:
+        """Every pass: drop what expired, scrub a batch of shares, repair what is missing.
+
+        Costs stay bounded as blobs accumulate: a live blob is not looked up in the registry
+        again before the end epoch last seen for it, scrubbing stats SCRUB_BATCH files a pass,
+        and the registry's full list of live blobs is compared with this node's holdings only
+        at start, every REPAIR_SCAN_EVERY passes and after a share was dropped.
+        """
         if committee_ready is not None:
             await committee_ready.wait()
+        passes = 0
         while True:
+            full = passes % REPAIR_SCAN_EVERY == 0 or self._scan_now
+            self._scan_now = False
             try:
-                await self._collect_garbage()
+                await self._collect_garbage(recheck=full)
                 await self._scrub()
-                await self._repair_missing()
+                await self._repair_missing(full)
             except Exception:
                 log.exception("node %d: maintenance pass failed", self.index)
+            passes += 1
             with trio.move_on_after(self.settings.maintenance_interval):
                 await self._wake.wait()
             self._wake = trio.Event()
 
-    def _should_drop(self, blob_text: str, entry: _Entry) -> bool:
+    def _should_drop(self, blob_text: str, entry: _Entry, recheck: bool) -> bool:
+        epoch = self.registry.current_epoch()
+        if not recheck and epoch < entry.live_until:
+            return False  # live when last looked up, and its end epoch has not come
         end = live_end_epoch(self.registry.blob_objects(blob_text))
-        if end is not None and self.registry.current_epoch() < end:
-            return False  # live
+        if end is not None and epoch < end:
+            entry.live_until = end
+            return False
+        entry.live_until = 0
         if end is not None and entry.stored_epoch < end:
             return True  # our copy belongs to registrations that have all expired
         # Never certified, deleted, or re-uploaded after expiry: give the upload time to finish.
         return self._clock() - entry.stored_at >= self.settings.pending_grace
 
-    async def _collect_garbage(self) -> None:
+    async def _collect_garbage(self, recheck: bool = False) -> None:
         for blob_text, entry in list(self._entries.items()):
-            if not self._should_drop(blob_text, entry):
+            if not self._should_drop(blob_text, entry, recheck):
                 continue
             async with entry.lock:
                 if self._entries.get(blob_text) is not entry or not self._should_drop(
-                    blob_text, entry
+                    blob_text, entry, True
                 ):
                     continue  # re-uploaded meanwhile
                 del self._entries[blob_text]
@@ -491,9 +549,14 @@ class StorageNode:
             log.debug("node %d: dropped %s", self.index, blob_text)
 
     async def _scrub(self) -> None:
-        """Re-verify shares whose files changed behind the node's back (cheap: stat only)."""
-        for blob_text, entry in list(self._entries.items()):
-            if not entry.has_share:
+        """Re-verify shares whose files changed behind the node's back (stat only, a batch
+        of SCRUB_BATCH per pass, round robin)."""
+        if not self._scrub_queue:
+            self._scrub_queue = [b for b, e in self._entries.items() if e.has_share]
+        batch, self._scrub_queue = self._scrub_queue[:SCRUB_BATCH], self._scrub_queue[SCRUB_BATCH:]
+        for blob_text in batch:
+            entry = self._entries.get(blob_text)
+            if entry is None or not entry.has_share:
                 continue
             try:
                 sig = _stat_sig(os.stat(self.share_path(blob_text)))
@@ -505,9 +568,18 @@ class StorageNode:
             if lease is not None:
                 lease.release()
 
-    async def _repair_missing(self) -> None:
+    async def _repair_missing(self, full: bool) -> None:
         now = self._clock()
-        for blob_text in self.registry.live_blob_ids():
+        if full:
+            candidates = [
+                b
+                for b in self.registry.live_blob_ids()
+                if b not in self._entries or not self._entries[b].has_share
+            ]
+        else:
+            # Between full scans: only blobs whose metadata arrived without their share.
+            candidates = [b for b, e in self._entries.items() if not e.has_share]
+        for blob_text in candidates:
             entry = self._entries.get(blob_text)
             if entry is not None and entry.has_share:
                 continue
@@ -515,6 +587,8 @@ class StorageNode:
                 continue
             if entry is not None and now - entry.stored_at < 2 * self.settings.maintenance_interval:
                 continue  # its upload is probably still arriving
+            if not full and entry is not None and not self._is_live(blob_text, entry):
+                continue  # not certified (yet): nothing to repair
             ok = False
             try:
                 ok = await self.repair(blob_text)
@@ -524,6 +598,13 @@ class StorageNode:
                     self._repair_after[blob_text] = self._clock() + max(
                         5.0, 5 * self.settings.maintenance_interval
                     )
+
+    def _is_live(self, blob_text: str, entry: _Entry) -> bool:
+        epoch = self.registry.current_epoch()
+        if epoch < entry.live_until:
+            return True
+        end = live_end_epoch(self.registry.blob_objects(blob_text))
+        return end is not None and epoch < end
 
     async def repair(self, blob_text: str) -> bool:
         """Rebuild this node's share of a blob from its peers; True once it is stored."""

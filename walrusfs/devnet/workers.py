@@ -21,14 +21,18 @@ import os
 import subprocess
 import sys
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO
 
 import trio
 
-from walrusfs.devnet.blobid import ENCODING_ZFEC
+from walrusfs.devnet.blobid import ENCODING_ZFEC, blake2b256
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 
 log = logging.getLogger(__name__)
+
+# Threads hashing primary shares as a blob arrives (hashing releases the GIL).
+_HASHERS = ThreadPoolExecutor(max_workers=2, thread_name_prefix="walrusfs-hash")
 
 POOL_MIN = 4 << 20
 
@@ -101,15 +105,31 @@ class SharedBlob:
         self.path = f"/proc/{os.getpid()}/fd/{self._fd}"
         self.view = memoryview(self._mm)
         self.size = 0
+        self.k = 0
         self.share_length = 0
         self.body = self.view[:0]
+        self.primary_hashes: dict[int, Future[bytes]] = {}
 
     def prepare(self, size: int, k: int, share_length: int) -> None:
         """Lay out a blob of `size` bytes: body at the start, zero padding up to k shares."""
         self.size = size
+        self.k = k
         self.share_length = share_length
         self.body = self.view[:size]
         self.view[size : k * share_length] = bytes(k * share_length - size)
+        self.primary_hashes = {}
+
+    def received(self, filled: int) -> None:
+        """The first `filled` bytes of the body are in: hash every primary share now complete.
+
+        Hashing runs in threads (hashlib releases the GIL) while the rest of the body is
+        still arriving, so the workers later only hash the parity shares.
+        """
+        length = self.share_length
+        complete = self.k if filled >= self.size else filled // length
+        for index in range(len(self.primary_hashes), complete):
+            share = self.view[index * length : (index + 1) * length]
+            self.primary_hashes[index] = _HASHERS.submit(blake2b256, share)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -198,9 +218,11 @@ class EncodePool:
                 self._workers.append(_Worker())
             jobs = self._count
             parity = list(range(k, n))
+            # Primary shares hashed while the body arrived need no second look.
+            shared.received(shared.size)
             assignments = []
             for j, worker in enumerate(self._workers):
-                hashed = list(range(j, n, jobs))
+                hashed = parity[j::jobs]
                 assignments.append(hashed)
                 worker.send(
                     {
@@ -215,6 +237,8 @@ class EncodePool:
             digests: dict[int, bytes] = {}
             for hashed, worker in zip(assignments, self._workers, strict=True):
                 digests.update(zip(hashed, worker.receive(), strict=True))
+            for index, future in shared.primary_hashes.items():
+                digests[index] = future.result()
         view = shared.view
         shares = tuple(view[i * length : (i + 1) * length] for i in range(n))
         metadata = BlobMetadata(ENCODING_ZFEC, shared.size, tuple(digests[i] for i in range(n)))

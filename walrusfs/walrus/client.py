@@ -22,7 +22,7 @@ import json
 import logging
 import random
 import re
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from types import TracebackType
 from typing import Any, TypeVar
 
@@ -277,8 +277,11 @@ class WalrusClient:
                 response = await self._http.put(
                     url,
                     params=params,
-                    content=data,
-                    headers={"content-type": "application/octet-stream"},
+                    content=_pieces(data),
+                    headers={
+                        "content-type": "application/octet-stream",
+                        "content-length": str(len(data)),
+                    },
                 )
             except httpx.TransportError as exc:
                 raise self._transport_error(url, exc) from None
@@ -399,6 +402,14 @@ class WalrusClient:
                 ServersUnreachable(f"{url}: the body ended after {kept} of {expected} bytes")
             )
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+async def _pieces(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
+    """The body in moderate pieces: handed over whole, httpx's h11 would copy it in one go
+    (a fresh allocation as large as the blob)."""
+    view = memoryview(data)
+    for start in range(0, len(data), size):
+        yield bytes(view[start : start + size])
 
 
 async def _read_limited(response: httpx.Response, limit: int) -> bytes:
