@@ -52,6 +52,12 @@ async def test_store_and_read(devnet: BackgroundDevnet) -> None:
             await walrus.read(result.blob_id, start=70_000, length=40_000) == data[70_000:110_000]
         )
         assert await walrus.read(result.blob_id, start=10, length=0) == b""
+        buffer = bytearray(40_000)
+        assert await walrus.read_into(result.blob_id, buffer, start=70_000) == 40_000
+        assert buffer == data[70_000:110_000]
+        whole = bytearray(len(data))
+        await walrus.read_into(result.blob_id, memoryview(whole))
+        assert whole == data
         assert result.object_id is not None
         assert await walrus.read_by_object_id(result.object_id) == data
         assert await walrus.read_by_object_id(result.object_id, start=3, length=4) == data[3:7]
@@ -219,6 +225,9 @@ async def test_a_server_that_ignores_range_yields_only_the_range(nursery: trio.N
     url = await _server(nursery, handler)
     async with WalrusClient(aggregators=[url]) as walrus:
         assert await walrus.read(BLOB_ID, start=1000, length=300) == PAYLOAD[1000:1300]
+        buffer = bytearray(300)
+        await walrus.read_into(BLOB_ID, buffer, start=2000)
+        assert buffer == PAYLOAD[2000:2300]
 
 
 async def test_a_body_that_does_not_match_the_range_is_refused(nursery: trio.Nursery) -> None:

@@ -310,11 +310,28 @@ class WalrusClient:
         """The blob, or `length` bytes of it from `start` (an HTTP Range request).
 
         `retry_not_found` treats 404 as transient (an aggregator may not know a blob for a
-        moment after it was stored); otherwise 404 raises BlobNotFound at once.
+        moment after it was stored); otherwise 404 raises BlobNotFound at once. The pieces
+        received and the bytes returned coexist for a moment; `read_into` avoids that.
         """
         _check_blob_id(blob_id)
         _check_range(start, length)
-        return await self._read(f"/v1/blobs/{blob_id}", start, length, retry_not_found)
+        return await self._read(f"/v1/blobs/{blob_id}", start, length, retry_not_found, None)
+
+    async def read_into(
+        self,
+        blob_id: str,
+        buffer: bytearray | memoryview,
+        *,
+        start: int = 0,
+        retry_not_found: bool = False,
+    ) -> int:
+        """Fill `buffer` with the blob's bytes from `start` (a range of len(buffer) bytes);
+        the memory used is the caller's buffer and one network chunk, nothing more."""
+        _check_blob_id(blob_id)
+        view = memoryview(buffer).cast("B")
+        _check_range(start, len(view))
+        await self._read(f"/v1/blobs/{blob_id}", start, len(view), retry_not_found, view)
+        return len(view)
 
     async def read_by_object_id(
         self, object_id: str, *, start: int = 0, length: int | None = None
@@ -323,10 +340,15 @@ class WalrusClient:
         if not isinstance(object_id, str) or not _OBJECT_ID.match(object_id):
             raise InvalidRequest(f"{object_id!r} is not a Sui object id")
         _check_range(start, length)
-        return await self._read(f"/v1/blobs/by-object-id/{object_id}", start, length, False)
+        return await self._read(f"/v1/blobs/by-object-id/{object_id}", start, length, False, None)
 
     async def _read(
-        self, path: str, start: int, length: int | None, retry_not_found: bool
+        self,
+        path: str,
+        start: int,
+        length: int | None,
+        retry_not_found: bool,
+        sink: memoryview | None,
     ) -> bytes:
         if length == 0:
             return b""
@@ -349,16 +371,23 @@ class WalrusClient:
                             assert isinstance(failure, WalrusError)
                             raise _Retry(failure)
                         raise failure
-                    return await self._receive(response, url, start, length, status)
+                    return await self._receive(response, url, start, length, status, sink)
             except httpx.TransportError as exc:
                 raise self._transport_error(url, exc) from None
 
         return await self._with_retries(self._aggregators, "aggregator", attempt)
 
     async def _receive(
-        self, response: httpx.Response, url: str, start: int, length: int | None, status: int
+        self,
+        response: httpx.Response,
+        url: str,
+        start: int,
+        length: int | None,
+        status: int,
+        sink: memoryview | None,
     ) -> bytes:
-        """The body, checked against what was asked; never more than that is kept."""
+        """The body, checked against what was asked; never more than that is kept. With a
+        `sink`, the body goes there and b"" is returned."""
         declared_text = response.headers.get("content-length")
         declared = int(declared_text) if declared_text and declared_text.isdigit() else None
         skip = 0
@@ -393,7 +422,10 @@ class WalrusClient:
                 if not ignored_range:
                     raise ProtocolError(f"{url}: the body is longer than announced", url=url)
                 chunk = chunk[: expected - kept]
-            chunks.append(chunk)
+            if sink is not None:
+                sink[kept : kept + len(chunk)] = chunk
+            else:
+                chunks.append(chunk)
             kept += len(chunk)
             if ignored_range and kept == expected:
                 break  # the rest of a body that ignored Range is not ours
@@ -401,6 +433,8 @@ class WalrusClient:
             raise _Retry(
                 ServersUnreachable(f"{url}: the body ended after {kept} of {expected} bytes")
             )
+        if sink is not None:
+            return b""
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
