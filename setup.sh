@@ -44,6 +44,8 @@ install_python() {
         for tool in mount.walrusfs umount.walrusfs mkfs.walrusfs; do
             ln -sf "$venv/bin/$tool" "/usr/sbin/$tool"
         done
+        # umount(8) runs umount.<type> for mounts of that type: plain umount waits, too.
+        ln -sf "$venv/bin/umount.walrusfs" /usr/sbin/umount.fuse.walrusfs
     fi
 }
 
