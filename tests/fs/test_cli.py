@@ -150,8 +150,8 @@ def test_stale_mount_after_daemon_death_is_explained(fs: FsUnderTest) -> None:
     pid = fs.pid
     assert pid
     os.kill(pid, signal.SIGKILL)
-    wait_until(lambda: not os.path.exists(f"/proc/{pid}/status")
-               or "zombie" in open(f"/proc/{pid}/status").read(), what="daemon death")  # fmt: skip
+    status = Path(f"/proc/{pid}/status")
+    wait_until(lambda: not status.exists() or "zombie" in status.read_text(), what="daemon death")
     one_line_error(
         command("mount.walrusfs", str(fs.dir), str(fs.mnt), check=False), "umount.walrusfs"
     )
