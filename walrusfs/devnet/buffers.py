@@ -46,7 +46,7 @@ class Lease:
 
 
 class BufferPool:
-    def __init__(self, max_idle: int = 512 << 20) -> None:
+    def __init__(self, max_idle: int = 256 << 20) -> None:
         self._max_idle = max_idle
         self._idle: dict[int, list[mmap.mmap]] = defaultdict(list)
         self._idle_bytes = 0

@@ -26,7 +26,7 @@ from walrusfs.devnet.registry import Committee
 log = logging.getLogger(__name__)
 
 # Hash shares in a worker thread from this size on; below, a thread costs more than it saves.
-THREAD_HASH_MIN = 256 * 1024
+THREAD_HASH_MIN = 1 << 20
 
 
 @dataclass(frozen=True)

@@ -144,6 +144,8 @@ class EncodePool:
     """Encodes blobs for one shard count, large ones in worker processes."""
 
     MAX_IDLE = 2
+    MAX_IDLE_BYTES = 320 << 20
+    """Idle shared memory kept for reuse (its pages stay resident): two 64 MiB blobs' worth."""
 
     def __init__(self, n_shards: int, workers: int = 2) -> None:
         self._coder = ShareCoder(n_shards)
@@ -184,7 +186,12 @@ class EncodePool:
 
     def release(self, shared: SharedBlob) -> None:
         with self._lock:
-            if not self._broken and len(self._idle) < self.MAX_IDLE:
+            idle_bytes = sum(s.capacity for s in self._idle) + shared.capacity
+            if (
+                not self._broken
+                and len(self._idle) < self.MAX_IDLE
+                and idle_bytes <= self.MAX_IDLE_BYTES
+            ):
                 self._idle.append(shared)
                 return
         shared.close()
