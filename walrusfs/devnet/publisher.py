@@ -341,7 +341,8 @@ class Publisher:
                 confirmations=valid,
             )
             try:
-                certification = registry.certify_blob(request)
+                # A transaction (an fsync for SQLite, more for the ledger): keep it off the loop.
+                certification = await trio.to_thread.run_sync(registry.certify_blob, request)
                 break
             except StaleCertificate:
                 confirmations = await self._confirm_all(committee, blob_id, stored)
