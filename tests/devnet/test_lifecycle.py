@@ -147,3 +147,27 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     result = subprocess.run(_cli("--help"), capture_output=True, text=True, timeout=60)
     assert result.returncode == 0 and "--epoch-seconds" in result.stdout
+
+
+def test_node_cleans_up_after_a_crash(tmp_path: Path, http: httpx.Client) -> None:
+    """Leftovers of writes cut short are dropped at start, and what is missing is repaired."""
+    with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
+        url = devnet.info.publisher_url
+        data = os.urandom(50_000)
+        blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
+        devnet.stop_node(2)
+        share = devnet.share_path(2, blob_id)
+        meta = share.with_suffix(".meta")
+        original = share.read_bytes()
+        meta.unlink()  # as if the node died between writing the share and its metadata
+        junk = share.with_name("junk.share.tmp")
+        junk.write_bytes(b"half a write")
+        orphan = share.with_name(f"{'Q' * 43}.share")  # a share never confirmed
+        orphan.write_bytes(b"never certified")
+        devnet.start_node(2)
+        assert not junk.exists() and not orphan.exists()
+        poll(lambda: meta.exists() and share.exists() and share.read_bytes() == original)
+        devnet.stop_node(0)
+        devnet.stop_node(1)  # now node 2's share is needed
+        response = http.get(f"{url}/v1/blobs/{blob_id}")
+        assert response.status_code == 200 and response.content == data

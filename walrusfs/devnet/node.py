@@ -186,6 +186,10 @@ class StorageNode:
                 else None,
             )
             self._entries[blob_id] = entry
+        # A share whose metadata record never made it to disk was never confirmed: drop it.
+        leftovers += [
+            path for path in self._blobs_dir.glob("*.share") if path.stem not in self._entries
+        ]
         if leftovers:
             remove_durably(leftovers)
         log.debug("node %d: %d blobs on disk", self.index, len(self._entries))
