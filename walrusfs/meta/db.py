@@ -91,6 +91,32 @@ class Database:
             raise
         self.conn.execute("RELEASE op")
 
+    @contextlib.contextmanager
+    def attached(self, path: str, name: str) -> Iterator[None]:
+        """Attach another database file for the duration of one synchronous unit of work.
+
+        SQLite refuses ATTACH inside a transaction, so the group transaction is committed
+        first; the attached work runs in a transaction of its own, committed on success,
+        after which the group transaction is reopened."""
+        self.commit()
+        self.conn.execute("COMMIT")
+        self._in_tx = False
+        self.conn.execute("ATTACH DATABASE ? AS " + name, (path,))
+        try:
+            self.conn.execute("BEGIN")
+            self._in_tx = True
+            try:
+                yield
+            except BaseException:
+                self.conn.execute("ROLLBACK")
+                self._in_tx = False
+                raise
+            self.conn.execute("COMMIT")
+            self._in_tx = False
+        finally:
+            self.conn.execute("DETACH DATABASE " + name)
+            self.begin()
+
     def sync_wal(self) -> None:
         """fsync the WAL, making every committed transaction durable. Blocking."""
         if self._wal_fd is None:

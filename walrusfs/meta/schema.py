@@ -113,7 +113,101 @@ CREATE TABLE blocks (
 ) STRICT, WITHOUT ROWID;
 -- Serves the uploader, which looks for dirty blocks.
 CREATE INDEX blocks_by_state ON blocks(state) WHERE state = 1;
+
+-- Chunks: the sealed, content-named pieces file data is stored as. A block's chunk is named
+-- by a keyed BLAKE2b of its plaintext, so identical blocks anywhere share one chunk, and the
+-- name tells the network nothing without the key.
+CREATE TABLE chunks (
+    id       INTEGER PRIMARY KEY,
+    -- The 32-byte chunk id (keyed hash of the plaintext); also the AEAD's associated data.
+    hash     BLOB NOT NULL UNIQUE,
+    -- Where the sealed chunk is: packs.id, and its byte range in the pack's blob.
+    pack     INTEGER NOT NULL,
+    offset   INTEGER NOT NULL,
+    length   INTEGER NOT NULL,
+    -- Plaintext length (the sealed chunk is padded, so `length` does not reveal it).
+    size     INTEGER NOT NULL,
+    -- Blocks naming this chunk. 0: garbage, its space in the pack reclaimable.
+    refcount INTEGER NOT NULL
+) STRICT;
+
+-- Packs: Walrus blobs holding sealed chunks back to back, and manifest blobs.
+CREATE TABLE packs (
+    id         INTEGER PRIMARY KEY,
+    -- The Walrus blob id, unpadded URL-safe base64.
+    blob_id    TEXT NOT NULL,
+    -- The blob's Sui Blob object, owned by the filesystem's address (NULL when the
+    -- publisher kept none, e.g. a blob that was already certified).
+    object_id  TEXT,
+    size       INTEGER NOT NULL,
+    -- The blob is readable until the start of this epoch, unless renewed.
+    end_epoch  INTEGER NOT NULL,
+    -- 'data' for chunk packs, 'manifest' for commits, 'superblock' for the anchor's blob.
+    kind       TEXT NOT NULL,
+    created_ns INTEGER NOT NULL
+) STRICT;
+
+-- The manifest commits this filesystem made, in order (see manifest/). The row of a commit
+-- is written once its blob is anchored, so it travels with the next commit.
+CREATE TABLE commits (
+    seq        INTEGER PRIMARY KEY,
+    blob_id    TEXT NOT NULL,
+    -- SHA-256 of the manifest blob's bytes, as anchored on Sui.
+    hash       BLOB NOT NULL,
+    -- 'delta' (rows changed since the previous commit) or 'snapshot' (everything).
+    kind       TEXT NOT NULL,
+    -- Bytes of the blob, and rows it carried.
+    size       INTEGER NOT NULL,
+    rows       INTEGER NOT NULL,
+    created_ns INTEGER NOT NULL
+) STRICT;
+
+-- Rows of the shared tables changed since they were last committed, kept by the triggers
+-- below (meta/delta.py reads them). k2 is '' for single-column keys. seq is NULL until a
+-- commit captures the row; it returns to NULL if the row changes again before that commit
+-- is anchored, so a change is never lost between capture and anchoring.
+CREATE TABLE changes (
+    tbl TEXT NOT NULL,
+    k1  ANY NOT NULL,
+    k2  ANY NOT NULL,
+    seq INTEGER,
+    PRIMARY KEY (tbl, k1, k2)
+) STRICT, WITHOUT ROWID;
 """
+
+# The tables a manifest carries, with their key columns. Everything else (inline data,
+# block states, settings, the change log) is this machine's cache, rebuilt on restore.
+SHARED_TABLES: dict[str, tuple[str, ...]] = {
+    "inodes": ("id",),
+    "dentries": ("id",),
+    "symlinks": ("inode",),
+    "xattrs": ("inode", "name"),
+    "blocks": ("inode", "blockno"),
+    "chunks": ("id",),
+    "packs": ("id",),
+    "commits": ("seq",),
+}
+
+
+def _change_triggers() -> str:
+    out = []
+    for table, keys in SHARED_TABLES.items():
+        for when, row in (("INSERT", "NEW"), ("UPDATE", "NEW"), ("DELETE", "OLD")):
+            k1 = f"{row}.{keys[0]}"
+            k2 = f"{row}.{keys[1]}" if len(keys) > 1 else "''"
+            # Block rows change state all the time; only their chunk is shared.
+            on = "UPDATE OF chunk" if (table == "blocks" and when == "UPDATE") else when
+            out.append(
+                f"CREATE TRIGGER {table}_{when.lower()}_tracked AFTER {on} ON {table} BEGIN"
+                f" INSERT INTO changes (tbl, k1, k2, seq) VALUES ('{table}', {k1}, {k2}, NULL)"
+                " ON CONFLICT DO UPDATE SET seq = NULL WHERE seq IS NOT NULL; END;"
+            )
+    # Key columns are never updated (a renamed entry gets a new row), so the key of an
+    # UPDATE's NEW row is also its OLD one.
+    return "\n".join(out)
+
+
+SCHEMA += _change_triggers()
 
 BLOCK_DIRTY = 1
 BLOCK_CLEAN = 2
