@@ -9,31 +9,41 @@ A regular file's data lives in one of two places:
   holes.
 New files start inline and move to a cache file, once and for good, when they outgrow the
 limit. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
-hold data and whether they still have to be uploaded.
+hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
+from (REMOTE) the chunk last uploaded for it.
+
+Remote blocks are brought back by `ensure_local` before anything reads them or writes part
+of them; `fetcher` (set when the filesystem has a network) fetches and authenticates their
+chunks. A file whose inline data was evicted keeps no row in `inline_data`; while it has no
+cache file either it is still served inline, its row re-created on the first fetch.
 
 Invariants, between operations:
 - Inline data is exactly as long as its file.
 - While mounted, a cache file is exactly as long as its file (writes extend both, truncate
   cuts both), so bytes past the end never reappear when a file grows again.
-- Every block of a file that holds written data has a row in `blocks`.
-A crash can break the last two for cache files (data reached the cache file, the transaction
-recording it did not); `recover()` restores them on the next mount. docs/cache.md has the
-details.
+- Every block of a file that holds written data has a row in `blocks`; a DIRTY or CLEAN
+  block's bytes are in the cache, a REMOTE block's are not (its range is a hole there).
+A crash can break the last two for cache files (data reached the cache file, the
+transaction recording it did not); `recover()` restores them on the next mount.
+docs/cache.md has the details.
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import errno
 import logging
 import os
 import stat as stat_mod
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import trio
 
 from walrusfs.meta.db import Database
 from walrusfs.meta.errors import FsError
-from walrusfs.meta.schema import BLOCK_DIRTY
+from walrusfs.meta.schema import BLOCK_CLEAN, BLOCK_DIRTY, BLOCK_REMOTE
 
 log = logging.getLogger(__name__)
 
@@ -47,6 +57,27 @@ INLINE_MAX = 256 * 1024
 # Writes at least this large are copied into their cache file by a worker thread.
 THREADED_WRITE_MIN = 256 * 1024
 
+_libc = ctypes.CDLL(ctypes.util.find_library("c"), use_errno=True)
+_FALLOC_FL_KEEP_SIZE = 0x01
+_FALLOC_FL_PUNCH_HOLE = 0x02
+
+Key = tuple[int, int]
+# Fetches the plaintext of the chunk with the given row id (store + crypto, set at mount).
+Fetcher = Callable[[int], Awaitable[bytes]]
+
+
+def punch_hole(fd: int, offset: int, length: int) -> None:
+    """Free a range of a file without changing its size; it reads as zeros afterwards."""
+    res = _libc.fallocate(
+        fd,
+        _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+        ctypes.c_longlong(offset),
+        ctypes.c_longlong(length),
+    )
+    if res != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
+
 
 @dataclass(eq=False)
 class CacheFile:
@@ -56,10 +87,6 @@ class CacheFile:
     # The cache file's descriptor, or -1 while the file's data is inline.
     fd: int
     refs: int = 1
-    # Blocks this session has already recorded as dirty in the (open) transaction: a write
-    # to one of them needs no statement. Mirrors the database; cleared whenever a block's
-    # state changes elsewhere (truncate, upload).
-    dirty: set[int] = field(default_factory=set)
     # The cache file was created by this mount: fsync must also make its name durable.
     created: bool = False
 
@@ -79,6 +106,21 @@ class BlockCache:
         self.block_size = block_size
         self.inline_max = min(INLINE_MAX, block_size)
         self.files: dict[int, CacheFile] = {}
+        self.fetcher: Fetcher | None = None
+        # Blocks known to be DIRTY in the database: a write to one needs no statement.
+        # Mirrors the database; whoever changes a block's state keeps it in step.
+        self.known_dirty: set[Key] = set()
+        # The write sequence number of each block's last write this session. The uploader
+        # compares it before and after sealing a block to know whether the block changed
+        # meanwhile. Global and increasing, so a value is never reused.
+        self.last_write: dict[Key, int] = {}
+        self._write_seq = 0
+        # Blocks with I/O in flight (a threaded write or a fetch): not to be evicted.
+        self.busy: set[Key] = set()
+        # Fetches in flight, so that concurrent readers of a block fetch it once.
+        self._fetching: dict[Key, trio.Event] = {}
+        # When each block was last read or written this session (for eviction).
+        self.last_used: dict[Key, float] = {}
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -92,21 +134,27 @@ class BlockCache:
     def path(self, ino: int) -> str:
         return os.path.join(self.directory, f"{ino & 0xFF:02x}", str(ino))
 
+    def block_range(self, offset: int, end: int) -> range:
+        bs = self.block_size
+        return range(offset // bs, (end - 1) // bs + 1) if end > offset else range(0)
+
     # -- open and close -------------------------------------------------------------------
 
     def new_file(self, ino: int) -> None:
         """Give a newly created regular file its (empty) inline data."""
         self.db.execute("INSERT INTO inline_data (inode, data) VALUES (?, x'')", (ino,))
 
-    def _is_inline(self, ino: int) -> bool:
+    def _has_inline_row(self, ino: int) -> bool:
         return self.db.row("SELECT 1 FROM inline_data WHERE inode = ?", (ino,)) is not None
 
-    def _open_fd(self, ino: int, size: int) -> tuple[int, bool]:
+    def _open_fd(self, ino: int, size: int, *, create: bool = True) -> tuple[int, bool]:
         path = self.path(ino)
         try:
             fd = os.open(path, os.O_RDWR | os.O_CLOEXEC)
             created = False
         except FileNotFoundError:
+            if not create:
+                raise
             fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
             created = True
         try:
@@ -123,14 +171,22 @@ class BlockCache:
         if cf is not None:
             cf.refs += 1
             return cf
-        if self._is_inline(ino):
-            cf = CacheFile(ino, -1)
-        else:
-            try:
+        try:
+            if self._has_inline_row(ino):
+                cf = CacheFile(ino, -1)
+            elif size <= self.inline_max:
+                # Small and without inline data: evicted, or restored from the network. It
+                # stays inline unless it already has a cache file.
+                try:
+                    fd, _ = self._open_fd(ino, size, create=False)
+                    cf = CacheFile(ino, fd)
+                except FileNotFoundError:
+                    cf = CacheFile(ino, -1)
+            else:
                 fd, created = self._open_fd(ino, size)
-            except OSError as exc:
-                raise _os_error(exc) from exc
-            cf = CacheFile(ino, fd, created=created)
+                cf = CacheFile(ino, fd, created=created)
+        except OSError as exc:
+            raise _os_error(exc) from exc
         self.files[ino] = cf
         return cf
 
@@ -141,14 +197,20 @@ class BlockCache:
             if not cf.inline:
                 os.close(cf.fd)
 
-    def _to_file(self, cf: CacheFile) -> None:
+    def _inline_bytes(self, ino: int, size: int) -> bytes:
+        """An inline file's data; a missing row (all holes or all remote) reads as zeros."""
+        data = self.db.value("SELECT data FROM inline_data WHERE inode = ?", (ino,))
+        return bytes(size) if data is None else data
+
+    def _to_file(self, cf: CacheFile, size: int) -> None:
         """Move an inline file's data into a cache file of its own."""
-        data = self.db.value("SELECT data FROM inline_data WHERE inode = ?", (cf.inode,), b"")
+        data = self.db.value("SELECT data FROM inline_data WHERE inode = ?", (cf.inode,))
         try:
             fd, created = self._open_fd(cf.inode, 0)
             try:
                 if data:
                     os.pwrite(fd, data, 0)
+                os.ftruncate(fd, size)
             except OSError:
                 os.close(fd)
                 raise
@@ -158,13 +220,86 @@ class BlockCache:
         cf.fd = fd
         cf.created = created
 
+    # -- remote blocks --------------------------------------------------------------------
+
+    async def ensure_local(self, cf: CacheFile, offset: int, end: int) -> None:
+        """Bring the remote blocks overlapping [offset, end) into the cache."""
+        if end <= offset:
+            return
+        blocks = self.block_range(offset, end)
+        rows = list(
+            self.db.rows(
+                "SELECT blockno FROM blocks WHERE inode = ? AND blockno BETWEEN ? AND ?"
+                " AND state = ?",
+                (cf.inode, blocks.start, blocks.stop - 1, BLOCK_REMOTE),
+            )
+        )
+        for (blockno,) in rows:
+            await self._fetch_block(cf, blockno)
+
+    async def _fetch_block(self, cf: CacheFile, blockno: int) -> None:
+        key = (cf.inode, blockno)
+        while (event := self._fetching.get(key)) is not None:
+            await event.wait()
+        row = self.db.row("SELECT state, chunk FROM blocks WHERE inode = ? AND blockno = ?", key)
+        if row is None or row[0] != BLOCK_REMOTE:
+            return  # fetched meanwhile, or gone
+        if self.fetcher is None:
+            raise FsError(errno.EIO, "a block is remote but this filesystem has no network")
+        event = self._fetching[key] = trio.Event()
+        self.busy.add(key)
+        try:
+            try:
+                data = await self.fetcher(row[1])
+            except Exception as exc:
+                log.error("cannot fetch block %d of inode %d: %s", blockno, cf.inode, exc)
+                raise FsError(errno.EIO) from exc
+            # The block may have changed while we waited: then what we fetched is stale.
+            now = self.db.row(
+                "SELECT state, chunk FROM blocks WHERE inode = ? AND blockno = ?", key
+            )
+            if now is None or now[0] != BLOCK_REMOTE or now[1] != row[1]:
+                return
+            size = self.db.value("SELECT size FROM inodes WHERE id = ?", (cf.inode,), 0)
+            start = blockno * self.block_size
+            data = data[: max(0, size - start)]
+            with self.db.operation():
+                if cf.inline:
+                    cur = self._inline_bytes(cf.inode, size)
+                    new = cur[:start] + data + cur[start + len(data) :]
+                    self.db.execute(
+                        "INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?, ?)",
+                        (cf.inode, new[:size]),
+                    )
+                else:
+                    try:
+                        written = os.pwrite(cf.fd, data, start)
+                    except OSError as exc:
+                        raise _os_error(exc) from exc
+                    if written != len(data):
+                        raise FsError(errno.ENOSPC)
+                self.db.execute(
+                    "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ?",
+                    (BLOCK_CLEAN, cf.inode, blockno),
+                )
+        finally:
+            self.busy.discard(key)
+            del self._fetching[key]
+            event.set()
+
     # -- data -----------------------------------------------------------------------------
 
-    def write(self, cf: CacheFile, offset: int, data: bytes) -> int:
-        """Write into the cache and record the blocks touched. Returns how many are new."""
+    def _touch(self, keys: range, ino: int, now: float) -> None:
+        for b in keys:
+            self.last_used[(ino, b)] = now
+
+    def write(self, cf: CacheFile, offset: int, data: bytes, size: int) -> int:
+        """Write into the cache and record the blocks touched. `size` is the file's size
+        before the write. The caller has made partly overwritten remote blocks local.
+        Returns how many blocks are new."""
         end = offset + len(data)
         if cf.inline and end > self.inline_max:
-            self._to_file(cf)
+            self._to_file(cf, size)
         if cf.inline:
             # The usual case, a write from the start that covers all there was, needs no
             # read of the old data.
@@ -176,14 +311,12 @@ class BlockCache:
                 ).rowcount
             )
             if not replaced:
-                cur: bytes = self.db.value(
-                    "SELECT data FROM inline_data WHERE inode = ?", (cf.inode,), b""
-                )
+                cur = self._inline_bytes(cf.inode, size)
                 if offset > len(cur):
                     cur += bytes(offset - len(cur))
                 self.db.execute(
-                    "UPDATE inline_data SET data = ? WHERE inode = ?",
-                    (cur[:offset] + data + cur[end:], cf.inode),
+                    "INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?, ?)",
+                    (cf.inode, cur[:offset] + data + cur[end:]),
                 )
         else:
             try:
@@ -192,7 +325,7 @@ class BlockCache:
                 raise _os_error(exc) from exc
             if written != len(data):
                 raise FsError(errno.ENOSPC)
-        return self._mark_dirty(cf, offset, end)
+        return self._mark_dirty(cf.inode, offset, end)
 
     async def store_large(self, cf: CacheFile, offset: int, data: bytes) -> bool:
         """Write a large piece of data into a cache file in a worker thread, so that copying
@@ -201,75 +334,88 @@ class BlockCache:
         the write with `record`.
 
         No database work happens here: callers hold no savepoint across the await. The
-        kernel sends nothing that conflicts with a write of this inode meanwhile."""
+        kernel sends nothing that conflicts with a write of this inode meanwhile; the
+        blocks are busy, so neither eviction nor upload touches them."""
         if cf.inline or len(data) < THREADED_WRITE_MIN:
             return False
+        keys = [(cf.inode, b) for b in self.block_range(offset, offset + len(data))]
+        self.busy.update(keys)
         try:
             written = await trio.to_thread.run_sync(os.pwrite, cf.fd, data, offset)
         except OSError as exc:
             raise _os_error(exc) from exc
+        finally:
+            self.busy.difference_update(keys)
         if written != len(data):
             raise FsError(errno.ENOSPC)
         return True
 
     def record(self, cf: CacheFile, offset: int, end: int) -> int:
         """Record a write done by store_large. Returns how many blocks are new."""
-        return self._mark_dirty(cf, offset, end)
+        return self._mark_dirty(cf.inode, offset, end)
 
-    def _mark_dirty(self, cf: CacheFile, offset: int, end: int) -> int:
-        if end <= offset:
-            return 0
-        bs = self.block_size
+    def _mark_dirty(self, ino: int, offset: int, end: int) -> int:
         new = 0
-        for blockno in range(offset // bs, (end - 1) // bs + 1):
-            if blockno in cf.dirty:
+        self._write_seq += 1
+        seq = self._write_seq
+        now = trio.current_time() if _in_trio() else 0.0
+        for blockno in self.block_range(offset, end):
+            key = (ino, blockno)
+            self.last_write[key] = seq
+            self.last_used[key] = now
+            if key in self.known_dirty:
                 continue
             if self.db.execute(
                 "INSERT OR IGNORE INTO blocks (inode, blockno, state) VALUES (?, ?, ?)",
-                (cf.inode, blockno, BLOCK_DIRTY),
+                (ino, blockno, BLOCK_DIRTY),
             ).rowcount:
                 new += 1
             else:
                 self.db.execute(
                     "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ? AND state != ?",
-                    (BLOCK_DIRTY, cf.inode, blockno, BLOCK_DIRTY),
+                    (BLOCK_DIRTY, ino, blockno, BLOCK_DIRTY),
                 )
-            cf.dirty.add(blockno)
+            self.known_dirty.add(key)
         return new
 
     def read(self, cf: CacheFile, offset: int, size: int) -> bytes:
-        """Read up to `size` bytes; the caller has clamped the range to the file's size."""
+        """Read up to `size` bytes; the caller has clamped the range to the file's size and
+        made the blocks local."""
+        if _in_trio():
+            self._touch(self.block_range(offset, offset + size), cf.inode, trio.current_time())
         if cf.inline:
-            return self.db.value(  # type: ignore[no-any-return]
+            data = self.db.value(
                 "SELECT substr(data, ?, ?) FROM inline_data WHERE inode = ?",
                 (offset + 1, size, cf.inode),
-                b"",
             )
+            return bytes(size) if data is None else data  # type: ignore[no-any-return]
         try:
             return os.pread(cf.fd, size, offset)
         except OSError as exc:
             raise _os_error(exc) from exc
 
     def truncate(self, ino: int, old_size: int, new_size: int) -> int:
-        """Cut or extend a file's cached data. Returns the change in its number of blocks."""
+        """Cut or extend a file's cached data. Returns the change in its number of blocks.
+
+        Cutting inside a block changes that block: it becomes dirty. The caller has made
+        that block local."""
         cf = self.files.get(ino)
-        inline = cf.inline if cf is not None else self._is_inline(ino)
+        inline = cf.inline if cf is not None else self._has_inline_row(ino)
         if inline and new_size > self.inline_max:
             if cf is None:
-                cf = CacheFile(ino, -1, refs=0)
-                self._to_file(cf)
-                os.close(cf.fd)
-                cf = None
+                tmp = CacheFile(ino, -1, refs=0)
+                self._to_file(tmp, old_size)
+                os.close(tmp.fd)
             else:
-                self._to_file(cf)
+                self._to_file(cf, old_size)
             inline = False
         try:
             if inline:
-                cur: bytes = self.db.value(
-                    "SELECT data FROM inline_data WHERE inode = ?", (ino,), b""
-                )
+                cur = self._inline_bytes(ino, old_size)
                 cur = cur[:new_size] + bytes(max(0, new_size - len(cur)))
-                self.db.execute("UPDATE inline_data SET data = ? WHERE inode = ?", (cur, ino))
+                self.db.execute(
+                    "INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?, ?)", (ino, cur)
+                )
             elif cf is not None:
                 os.ftruncate(cf.fd, new_size)
             elif new_size == 0:
@@ -287,12 +433,26 @@ class BlockCache:
             raise _os_error(exc) from exc
         if new_size >= old_size:
             return 0
-        first_gone = -(-new_size // self.block_size)
+        bs = self.block_size
+        first_gone = -(-new_size // bs)
         cur = self.db.execute(
             "DELETE FROM blocks WHERE inode = ? AND blockno >= ?", (ino, first_gone)
         )
-        if cf is not None:
-            cf.dirty = {b for b in cf.dirty if b < first_gone}
+        for key in [k for k in self.known_dirty if k[0] == ino and k[1] >= first_gone]:
+            self.known_dirty.discard(key)
+        last = (new_size - 1) // bs
+        if new_size % bs and (ino, last) not in self.known_dirty:
+            # The last block lost its tail: its chunk no longer matches. (A hole stays one.)
+            self._write_seq += 1
+            if self.db.execute(
+                "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ?",
+                (BLOCK_DIRTY, ino, last),
+            ).rowcount:
+                self.known_dirty.add((ino, last))
+                self.last_write[(ino, last)] = self._write_seq
+        elif new_size % bs:
+            self._write_seq += 1
+            self.last_write[(ino, last)] = self._write_seq
         return -cur.rowcount
 
     async def fsync(self, cf: CacheFile) -> None:
@@ -323,18 +483,127 @@ class BlockCache:
     def delete(self, ino: int) -> None:
         """Drop an inode's data: its inline data or cache file, and its block map."""
         self.db.execute("DELETE FROM blocks WHERE inode = ?", (ino,))
-        cur = self.db.execute("DELETE FROM inline_data WHERE inode = ?", (ino,))
-        if cur.rowcount:
-            return
+        for key in [k for k in self.known_dirty if k[0] == ino]:
+            self.known_dirty.discard(key)
+        self.db.execute("DELETE FROM inline_data WHERE inode = ?", (ino,))
         try:
             os.unlink(self.path(ino))
         except FileNotFoundError:
             pass
 
+    # -- for the uploader and the evictor -------------------------------------------------
+
+    async def read_block(self, ino: int, blockno: int) -> tuple[bytes, int] | None:
+        """A dirty block's bytes and its write sequence number, or None if it is not dirty
+        (any more). The data is read as of the returned sequence number."""
+        key = (ino, blockno)
+        row = self.db.row(
+            "SELECT b.state, i.size FROM blocks b JOIN inodes i ON i.id = b.inode"
+            " WHERE b.inode = ? AND b.blockno = ?",
+            key,
+        )
+        if row is None or row[0] != BLOCK_DIRTY:
+            return None
+        size = row[1]
+        start = blockno * self.block_size
+        length = max(0, min(self.block_size, size - start))
+        seq = self.last_write.get(key, 0)
+        cf = self.files.get(ino)
+        if (cf is not None and cf.inline) or (cf is None and self._has_inline_row(ino)):
+            data = self._inline_bytes(ino, size)[start : start + length]
+            return data, seq
+        path = self.path(ino)
+        self.busy.add(key)
+        try:
+
+            def work() -> bytes:
+                with open(path, "rb") as f:
+                    return os.pread(f.fileno(), length, start)
+
+            data = await trio.to_thread.run_sync(work)
+        except FileNotFoundError:
+            return None
+        finally:
+            self.busy.discard(key)
+        if self.last_write.get(key, 0) != seq:
+            return None  # written while we read: the next round takes the new data
+        return data.ljust(length, b"\0"), seq
+
+    def mark_clean(self, ino: int, blockno: int, seq: int, chunk: int | None) -> bool:
+        """Record that a dirty block's data, as of write `seq`, is chunk `chunk` (None: the
+        block is all zeros, a hole). False if the block changed meanwhile: it stays dirty."""
+        key = (ino, blockno)
+        if self.last_write.get(key, 0) != seq:
+            return False
+        if chunk is None:
+            cur = self.db.execute(
+                "DELETE FROM blocks WHERE inode = ? AND blockno = ? AND state = ?",
+                (ino, blockno, BLOCK_DIRTY),
+            )
+            if cur.rowcount:
+                self.db.execute("UPDATE inodes SET nblocks = nblocks - 1 WHERE id = ?", (ino,))
+        else:
+            cur = self.db.execute(
+                "UPDATE blocks SET state = ?, chunk = ? WHERE inode = ? AND blockno = ?"
+                " AND state = ?",
+                (BLOCK_CLEAN, chunk, ino, blockno, BLOCK_DIRTY),
+            )
+        self.known_dirty.discard(key)
+        self.last_write.pop(key, None)
+        return bool(cur.rowcount)
+
+    def evict(self, ino: int, blockno: int) -> bool:
+        """Drop a clean block from the cache: it becomes remote. False if it cannot go now
+        (busy, open inline file, or not clean)."""
+        key = (ino, blockno)
+        if key in self.busy:
+            return False
+        cf = self.files.get(ino)
+        inline = cf.inline if cf is not None else self._has_inline_row(ino)
+        if inline:
+            if cf is not None:
+                return False  # an open inline file keeps its data
+            blocks = self.db.value("SELECT COUNT(*) FROM blocks WHERE inode = ?", (ino,))
+            if blocks != 1:
+                return False
+        with self.db.operation():
+            cur = self.db.execute(
+                "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ? AND state = ?",
+                (BLOCK_REMOTE, ino, blockno, BLOCK_CLEAN),
+            )
+            if not cur.rowcount:
+                return False
+            if inline:
+                self.db.execute("DELETE FROM inline_data WHERE inode = ?", key[:1])
+            else:
+                try:
+                    fd = cf.fd if cf is not None else os.open(self.path(ino), os.O_RDWR)
+                except FileNotFoundError:
+                    return True
+                try:
+                    punch_hole(fd, blockno * self.block_size, self.block_size)
+                finally:
+                    if cf is None:
+                        os.close(fd)
+        self.last_used.pop(key, None)
+        return True
+
     # -- accounting -----------------------------------------------------------------------
 
     def disk_usage(self) -> os.statvfs_result:
         return os.statvfs(self.directory)
+
+    def local_bytes(self, state: int | None = None) -> int:
+        """Bytes of the blocks held in the cache (DIRTY and CLEAN), or of one state."""
+        states = (state,) if state is not None else (BLOCK_DIRTY, BLOCK_CLEAN)
+        marks = ",".join("?" * len(states))
+        return int(
+            self.db.value(
+                "SELECT COALESCE(SUM(MAX(0, MIN(?, i.size - b.blockno * ?))), 0)"
+                f" FROM blocks b JOIN inodes i ON i.id = b.inode WHERE b.state IN ({marks})",
+                (self.block_size, self.block_size, *states),
+            )
+        )
 
     # -- crash recovery -------------------------------------------------------------------
 
@@ -393,6 +662,14 @@ class BlockCache:
                 finally:
                     os.close(fd)
         return report
+
+
+def _in_trio() -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 def _data_blocks(fd: int, size: int, block_size: int) -> set[int]:

@@ -31,6 +31,7 @@ from typing import Any, ParamSpec, TypeVar
 import pyfuse3
 
 from walrusfs.cache.blockcache import BlockCache, CacheFile
+from walrusfs.cache.gate import WriteGate
 from walrusfs.fs import acl
 from walrusfs.meta.db import Database
 from walrusfs.meta.errors import FsError
@@ -107,10 +108,13 @@ class Operations(pyfuse3.Operations):
         *,
         read_only: bool = False,
         writeback_cache: bool = True,
+        gate: WriteGate | None = None,
     ) -> None:
         super().__init__()
         # pyfuse3 reads this from the instance when the kernel connects.
         self.enable_writeback_cache = writeback_cache
+        # Commits freeze writes, and dirty data over its limit holds writers (cache/gate.py).
+        self.gate = gate
         self.db = db
         self.tree = Tree(db)
         self.cache = cache
@@ -256,6 +260,8 @@ class Operations(pyfuse3.Operations):
         ctx: pyfuse3.RequestContext,
     ) -> pyfuse3.EntryAttributes:
         self._writable()
+        if fields.update_size:
+            await self._before_truncate(inode, attr.st_size)
         node = self.tree.inode(inode)
         changes: dict[str, Any] = {}
         if fields.update_size and attr.st_size != node.size:
@@ -398,6 +404,8 @@ class Operations(pyfuse3.Operations):
         if not stat.S_ISREG(node.mode):
             raise FsError(errno.EINVAL)
         if flags & os.O_TRUNC and flags & os.O_ACCMODE != os.O_RDONLY:
+            await self._before_truncate(inode, 0)
+            node = self.tree.inode(inode)
             with self.db.operation():
                 if node.size:
                     delta = self.cache.truncate(inode, node.size, 0)
@@ -417,18 +425,27 @@ class Operations(pyfuse3.Operations):
         length = self.db.value("SELECT size FROM inodes WHERE id = ?", (h.inode,), 0)
         if off >= length:
             return b""
-        return self.cache.read(h.cache, off, min(size, length - off))
+        size = min(size, length - off)
+        if self.cache.fetcher is not None:
+            await self.cache.ensure_local(h.cache, off, off + size)
+        return self.cache.read(h.cache, off, size)
 
     @fuse_errors
     async def write(self, fh: int, off: int, buf: bytes) -> int:
-        self._writable()
         h = self.handles[fh]
+        end = off + len(buf)
+        if self.gate is not None:
+            await self.gate.enter(len(buf))
+        self._writable()
+        if self.cache.fetcher is not None:
+            await self._make_edges_local(h.cache, off, end)
         stored = await self.cache.store_large(h.cache, off, buf)
         with self.db.operation():
             if stored:
-                new_blocks = self.cache.record(h.cache, off, off + len(buf))
+                new_blocks = self.cache.record(h.cache, off, end)
             else:
-                new_blocks = self.cache.write(h.cache, off, buf)
+                size = self.db.value("SELECT size FROM inodes WHERE id = ?", (h.inode,), 0)
+                new_blocks = self.cache.write(h.cache, off, buf, size)
             if self.enable_writeback_cache:
                 # The kernel owns mtime and ctime here and sends them with setattr.
                 self.db.execute(
@@ -447,6 +464,29 @@ class Operations(pyfuse3.Operations):
                 if mode & (stat.S_ISUID | stat.S_ISGID) and self._kill_suid(h.inode, mode) != mode:
                     pyfuse3.invalidate_inode(h.inode, attr_only=True)
         return len(buf)
+
+    async def _before_truncate(self, ino: int, size: int) -> None:
+        """Let a truncation wait at the gate, and fetch the remote block it cuts into."""
+        if self.gate is not None:
+            await self.gate.enter(0)
+            self._writable()
+        if self.cache.fetcher is None or not size % self.block_size:
+            return
+        node = self.tree.inode(ino)
+        if stat.S_ISREG(node.mode) and size < node.size:
+            cf = self.cache.open(ino, node.size)
+            try:
+                await self.cache.ensure_local(cf, size - 1, size)
+            finally:
+                self.cache.close(cf)
+
+    async def _make_edges_local(self, cf: CacheFile, off: int, end: int) -> None:
+        """Fetch the remote blocks a write covers only in part: their other bytes stay."""
+        bs = self.block_size
+        if off % bs:
+            await self.cache.ensure_local(cf, off, off + 1)
+        if end % bs:
+            await self.cache.ensure_local(cf, end - 1, end)
 
     @fuse_errors
     async def flush(self, fh: int) -> None:

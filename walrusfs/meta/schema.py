@@ -207,7 +207,19 @@ def _change_triggers() -> str:
     return "\n".join(out)
 
 
-SCHEMA += _change_triggers()
+# A chunk's reference count follows the blocks naming it, whatever changes them.
+_REFCOUNT_TRIGGERS = """
+CREATE TRIGGER blocks_insert_ref AFTER INSERT ON blocks WHEN NEW.chunk IS NOT NULL BEGIN
+    UPDATE chunks SET refcount = refcount + 1 WHERE id = NEW.chunk; END;
+CREATE TRIGGER blocks_delete_ref AFTER DELETE ON blocks WHEN OLD.chunk IS NOT NULL BEGIN
+    UPDATE chunks SET refcount = refcount - 1 WHERE id = OLD.chunk; END;
+CREATE TRIGGER blocks_update_ref AFTER UPDATE OF chunk ON blocks
+    WHEN OLD.chunk IS NOT NEW.chunk BEGIN
+    UPDATE chunks SET refcount = refcount - 1 WHERE id = OLD.chunk;
+    UPDATE chunks SET refcount = refcount + 1 WHERE id = NEW.chunk; END;
+"""
+
+SCHEMA += _change_triggers() + _REFCOUNT_TRIGGERS
 
 BLOCK_DIRTY = 1
 BLOCK_CLEAN = 2

@@ -1,0 +1,44 @@
+"""The write gate: writers wait here while a commit freezes the tree, and while the dirty
+data waiting for upload is over its limit (so a slow or absent network fills no disk).
+
+`dirty_bytes` is an estimate: the uploader measures the dirty blocks from the database after
+every pack and when it scans, and every write adds its length in between, so the estimate
+errs high. Waiting writers wake whenever either changes.
+"""
+
+from __future__ import annotations
+
+import trio
+
+
+class WriteGate:
+    def __init__(self, dirty_limit: int) -> None:
+        self.dirty_limit = dirty_limit
+        self.dirty_bytes = 0
+        self._frozen = 0
+        self._changed = trio.Event()
+
+    @property
+    def frozen(self) -> bool:
+        return self._frozen > 0
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def enter(self, nbytes: int) -> None:
+        """Wait until a write of `nbytes` may go ahead, and count it as dirty."""
+        while self._frozen or self.dirty_bytes > self.dirty_limit:
+            await self._changed.wait()
+        self.dirty_bytes += nbytes
+
+    def measured(self, dirty_bytes: int) -> None:
+        self.dirty_bytes = dirty_bytes
+        self._notify()
+
+    def freeze(self) -> None:
+        self._frozen += 1
+
+    def thaw(self) -> None:
+        self._frozen -= 1
+        self._notify()
