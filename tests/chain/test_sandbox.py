@@ -19,7 +19,11 @@ def decode(tx: bytes) -> dict[str, Any]:
 
 def arg_input(d: dict[str, Any], arg: dict[str, Any]) -> dict[str, Any]:
     assert arg["type"] == "Input", arg
-    return d["inputs"][arg["index"]]  # type: ignore[no-any-return]
+    inp: dict[str, Any] = dict(d["inputs"][arg["index"]])
+    if "object_id" in inp:
+        # sui-sandbox may print an id without its leading zero digits; compare long forms
+        inp["object_id"] = "0x" + inp["object_id"].removeprefix("0x").rjust(64, "0")
+    return inp
 
 
 def pure(inp: dict[str, Any]) -> bytes:
