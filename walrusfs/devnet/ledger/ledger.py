@@ -223,6 +223,10 @@ class Ledger:
         config.directory.mkdir(parents=True, exist_ok=True)
         os.chmod(config.directory, 0o700)
         self.store = Store(config.database)
+        # Caches of what every call reads (the clock's base, the System object's decoded
+        # state); `_commit` drops the state cache whenever a change writes the System object.
+        self._clock_base: tuple[int, float, float] | None = None
+        self._state_cache: SystemState | None = None
         with self._lock:
             if self.store.meta("chain_identifier") is None:
                 self._genesis()
@@ -276,30 +280,42 @@ class Ledger:
         now = self.config.clock()
         epoch = self._clock_epoch(now)
         start = self._epoch_start(epoch)
-        with self.store.write():
-            self.store.record_epoch_start(epoch, start)
-            self.store.set_meta("clock_base_epoch", str(epoch))
-            self.store.set_meta("clock_base_time", repr(now))
-            self.store.set_meta("clock_epoch_seconds", repr(wanted))
+        try:
+            with self.store.write():
+                self.store.record_epoch_start(epoch, start)
+                self.store.set_meta("clock_base_epoch", str(epoch))
+                self.store.set_meta("clock_base_time", repr(now))
+                self.store.set_meta("clock_epoch_seconds", repr(wanted))
+        finally:
+            self._clock_base = None
+            self._state_cache = None
+
+    def _clock(self) -> tuple[int, float, float]:
+        """(base epoch, base time, epoch length): epoch = base + (now - base time) // length."""
+        if self._clock_base is None:
+            self._clock_base = (
+                int(self.store.meta("clock_base_epoch") or self.config.start_epoch),
+                float(self.store.meta("clock_base_time") or 0.0),
+                float(self.store.meta("clock_epoch_seconds") or DEFAULT_EPOCH_SECONDS),
+            )
+        return self._clock_base
 
     def _clock_epoch(self, now: float) -> int:
-        base_epoch = int(self.store.meta("clock_base_epoch") or self.config.start_epoch)
-        base_time = float(self.store.meta("clock_base_time") or now)
-        seconds = float(self.store.meta("clock_epoch_seconds") or DEFAULT_EPOCH_SECONDS)
+        base_epoch, base_time, seconds = self._clock()
         return base_epoch + max(0, int((now - base_time) // seconds))
 
     def _epoch_start(self, epoch: int) -> float:
         recorded = self.store.epoch_start(epoch)
         if recorded is not None:
             return recorded
-        base_epoch = int(self.store.meta("clock_base_epoch") or self.config.start_epoch)
-        base_time = float(self.store.meta("clock_base_time") or 0.0)
-        seconds = float(self.store.meta("clock_epoch_seconds") or DEFAULT_EPOCH_SECONDS)
+        base_epoch, base_time, seconds = self._clock()
         return base_time + (epoch - base_epoch) * seconds
 
     def _tick(self) -> None:
         """Apply the epoch change(s) the clock has moved past."""
         target = self._clock_epoch(self.config.clock())
+        if target <= self._current_epoch():
+            return  # the common case, answered from the cached state
         system, inner_obj, inner = self._system()
         current = inner["value"]["committee"]["epoch"]
         if target <= current:
@@ -529,11 +545,15 @@ class Ledger:
         seq = self.store.next_seq()
         ts = self.now_ms()
         record = self.record(outcome, tx, kind, seq, ts)
+        if self.system_id in outcome.outputs or any(
+            o.type_ == self.types.system_inner_field.tag for o in outcome.outputs.values()
+        ):
+            self._state_cache = None
         with self.store.write():
             for oid, obj in outcome.outputs.items():
                 self.store.put(obj, outcome.blob_index.get(oid))
             for oid in outcome.deleted:
-                self.store.delete(oid, outcome.burned.get(oid))
+                self.store.delete(oid, outcome.burned.get(oid), ts / 1000)
             for i, ev in enumerate(outcome.events):
                 if ev.event.type_ == self.types.blob_certified.tag:
                     oid = parse_address(ev.json["object_id"])
@@ -663,17 +683,12 @@ class Ledger:
             raise LedgerError("the Walrus System object's inner state is missing")
         return system, inner_obj, move.decode(self.types.system_inner_field, inner_obj.contents)
 
-    def _current_epoch(self) -> int:
-        return int(self._system()[2]["value"]["committee"]["epoch"])
-
-    def current_epoch(self) -> int:
-        return self._locked(self._current_epoch)
-
-    def system_state(self) -> SystemState:
-        def read() -> SystemState:
+    def _state(self) -> SystemState:
+        """The System object's state, decoded once per change of it (callers hold the lock)."""
+        if self._state_cache is None:
             inner = self._system()[2]["value"]
             epoch = int(inner["committee"]["epoch"])
-            return SystemState(
+            self._state_cache = SystemState(
                 epoch=epoch,
                 n_shards=int(inner["committee"]["n_shards"]),
                 storage_price_per_unit=int(inner["storage_price_per_unit_size"]),
@@ -682,11 +697,19 @@ class Ledger:
                 total_capacity=int(inner["total_capacity_size"]),
                 used_capacity=int(inner["used_capacity_size"]),
                 epoch_start=self._epoch_start(epoch),
-                epoch_seconds=float(self.store.meta("clock_epoch_seconds") or 0),
+                epoch_seconds=self._clock()[2],
                 reference_gas_price=self.config.reference_gas_price,
             )
+        return self._state_cache
 
-        return self._locked(read)
+    def _current_epoch(self) -> int:
+        return self._state().epoch
+
+    def current_epoch(self) -> int:
+        return self._locked(self._current_epoch)
+
+    def system_state(self) -> SystemState:
+        return self._locked(self._state)
 
     def storage_cost(self, encoded_length: int, epochs: int) -> tuple[int, int]:
         """(storage cost, write fee) in FROST for a blob of this encoded length and lifetime."""
@@ -1019,6 +1042,13 @@ class Ledger:
             return out
 
         return self._locked(read)
+
+    def blob_lifetime(self, blob_id: bytes | str) -> tuple[int | None, float | None]:
+        """How long a blob id's data must be kept: (the latest end epoch over its Blob objects,
+        expired ones included, and the paid storage of burned ones, or None if there is neither;
+        the unix time one of its objects was last deleted with system::delete_blob, or None)."""
+        raw = blob_id_from_text(blob_id) if isinstance(blob_id, str) else bytes(blob_id)
+        return self._locked(lambda: self.store.blob_lifetime(raw))
 
     def live_blob_ids(self) -> list[bytes]:
         """Blob ids still paid for: a Blob object (or a burned one) whose end epoch is ahead."""

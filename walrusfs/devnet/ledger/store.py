@@ -96,6 +96,15 @@ CREATE TABLE IF NOT EXISTS burned_blobs (
     end_epoch INTEGER NOT NULL
 );
 
+-- When a blob id last lost a Blob object to system::delete_blob. Storage nodes drop their
+-- copies of a blob id that has no object left (nor a burned one's paid storage) if they
+-- received them before this time; a copy uploaded later is a new upload, kept while it awaits
+-- certification.
+CREATE TABLE IF NOT EXISTS deleted_blobs (
+    blob_id BLOB PRIMARY KEY,        -- 32 bytes
+    deleted_at REAL NOT NULL         -- unix seconds of the latest deletion
+);
+
 -- The devnet's storage committee (devnet-only state, not a Sui object): node i holds shard i.
 CREATE TABLE IF NOT EXISTS committee (
     idx INTEGER PRIMARY KEY,         -- shard index, 0..n_shards-1
@@ -257,9 +266,23 @@ class Store:
             values,
         )
 
-    def delete(self, object_id: bytes, burned: tuple[bytes, int] | None = None) -> None:
-        """Delete an object; `burned` is (blob id, end epoch) for a burned Blob object."""
+    def delete(
+        self, object_id: bytes, burned: tuple[bytes, int] | None = None, at: float = 0.0
+    ) -> None:
+        """Delete an object at unix time `at`; `burned` is (blob id, end epoch) for a burned
+        Blob object (any other Blob object deleted counts as deleted by system::delete_blob)."""
         assert self._in_tx
+        if burned is None:
+            row = self._db.execute(
+                "SELECT blob_id FROM objects WHERE id = ? AND blob_id IS NOT NULL", (object_id,)
+            ).fetchone()
+            if row is not None:
+                self._db.execute(
+                    "INSERT INTO deleted_blobs(blob_id, deleted_at) VALUES(?, ?) "
+                    "ON CONFLICT(blob_id) DO UPDATE SET "
+                    "deleted_at = max(deleted_at, excluded.deleted_at)",
+                    (row[0], at),
+                )
         self._db.execute("DELETE FROM objects WHERE id = ?", (object_id,))
         if burned is not None:
             self._db.execute(
@@ -312,6 +335,22 @@ class Store:
             (epoch, epoch),
         )
         return [bytes(r[0]) for r in rows]
+
+    def blob_lifetime(self, blob_id: bytes) -> tuple[int | None, float | None]:
+        """(the latest end epoch over the blob id's Blob objects and burned ones' storage, or
+        None; when one of its objects was last deleted, or None)."""
+        row = self._db.execute(
+            "SELECT max(e) FROM (SELECT max(blob_end_epoch) AS e FROM objects WHERE blob_id = ? "
+            "UNION ALL SELECT max(end_epoch) FROM burned_blobs WHERE blob_id = ?)",
+            (blob_id, blob_id),
+        ).fetchone()
+        deleted = self._db.execute(
+            "SELECT deleted_at FROM deleted_blobs WHERE blob_id = ?", (blob_id,)
+        ).fetchone()
+        return (
+            None if row[0] is None else int(row[0]),
+            None if deleted is None else float(deleted[0]),
+        )
 
     # --- epochs ---
 
