@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 
 import httpx
@@ -12,6 +13,7 @@ from devnet.devnet_helpers import assert_error, store
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.blobid import blob_id_from_text
 from walrusfs.devnet.encoding import ShareCoder
+from walrusfs.devnet.ledger.suitypes import parse_digest
 from walrusfs.devnet.registry import FROST_PER_WAL
 
 CACHE_CONTROL = "public, max-age=86400, stale-while-revalidate=3600"
@@ -139,7 +141,7 @@ def test_range_errors(http: httpx.Client, url: str, stored: tuple[str, str, byte
     )
 
 
-def test_same_bytes_same_blob_id(http: httpx.Client, url: str) -> None:
+def test_same_bytes_same_blob_id(http: httpx.Client, url: str, devnet: BackgroundDevnet) -> None:
     data = os.urandom(5000)
     first = store(http, url, data, "?epochs=3")["newlyCreated"]["blobObject"]
     again = store(http, url, data, "?epochs=2")
@@ -155,12 +157,18 @@ def test_same_bytes_same_blob_id(http: httpx.Client, url: str) -> None:
     assert forced["blobId"] == first["blobId"] and forced["id"] != first["id"]
     permanent = store(http, url, data, "?epochs=4&permanent=true")["newlyCreated"]["blobObject"]
     assert permanent["blobId"] == first["blobId"] and permanent["deletable"] is False
-    # A permanent blob is quoted by the event that certified it.
+    # A permanent blob is quoted by the event that certified it: on the ledger, the
+    # BlobCertified event of the transaction that created it (BlobRegistered is event 0).
     quoted = store(http, url, data, "?epochs=1&permanent=true")["alreadyCertified"]
     assert set(quoted) == {"blobId", "event", "endEpoch"}
     assert set(quoted["event"]) == {"txDigest", "eventSeq"}
-    assert quoted["event"]["eventSeq"] == "0"
+    assert quoted["event"]["eventSeq"] == "1"
     assert quoted["endEpoch"] == permanent["storage"]["endEpoch"]
+    row = devnet.ledger.store.transaction(parse_digest(quoted["event"]["txDigest"]))
+    assert row is not None
+    event = json.loads(row["record"])["events"][1]
+    assert event["type"].endswith("::events::BlobCertified")
+    assert event["json"]["object_id"] == permanent["id"]
 
 
 def test_read_by_object_id(http: httpx.Client, url: str, stored: tuple[str, str, bytes]) -> None:
@@ -195,7 +203,7 @@ def test_send_object_to_charges_the_owner(
         devnet.registry.live_blob_ids().count(ShareCoder(10).encode(data).metadata.blob_id_text())
         == 0
     )
-    devnet.fund(owner, 5 * FROST_PER_WAL)
+    devnet.fund(owner, sui=0, wal=5 * FROST_PER_WAL)
     blob = store(http, url, data, f"?epochs=5&send_object_to={owner}")["newlyCreated"]
     cost = devnet.registry.params().cost(len(data), 5)
     assert blob["cost"] == cost

@@ -1,13 +1,27 @@
-"""The ledger behind the devnet's BlobRegistry protocol (what the publisher, aggregator and
-storage nodes will use once they move onto the ledger)."""
+"""The ledger behind the devnet's BlobRegistry protocol: what the publisher, the aggregator and
+the storage nodes see of chain state, including what Sui clients did to Blob objects."""
 
 from __future__ import annotations
 
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from ledger.ledger_helpers import EPOCH, FakeClock
+from ledger.ledger_helpers import (
+    EPOCH,
+    Account,
+    FakeClock,
+    address,
+    build,
+    call,
+    inp,
+    owned,
+    res,
+    shared,
+    transfer,
+    u32,
+)
 from nacl.signing import SigningKey
 
 from walrusfs.devnet.blobid import blob_id_to_text
@@ -18,13 +32,18 @@ from walrusfs.devnet.errors import (
     InvalidCertificate,
     StaleCertificate,
 )
+from walrusfs.devnet.ledger import LedgerError
 from walrusfs.devnet.ledger.registry import LedgerRegistry
+from walrusfs.devnet.ledger.suitypes import ADDRESS_OWNER, format_type, parse_address
 from walrusfs.devnet.registry import (
     BlobRegistry,
+    BlobStatus,
     CertifyRequest,
     Committee,
     CommitteeMember,
+    StorageConfirmation,
     SystemParams,
+    normalize_address,
 )
 
 PARAMS = SystemParams(
@@ -60,14 +79,16 @@ def request(
     *,
     epochs: int = 3,
     size: int = 1000,
+    deletable: bool = True,
+    owner: str = OWNER,
 ) -> CertifyRequest:
     return CertifyRequest(
         blob_id=blob_id_to_text(blob_id),
         size=size,
         encoding_type=0x5A,
         epochs_ahead=epochs,
-        deletable=True,
-        owner=OWNER,
+        deletable=deletable,
+        owner=owner,
         epoch=epoch,
         confirmations=tuple(
             sign_confirmation(k, i, epoch, blob_id) for i, k in enumerate(keys[:signers])
@@ -123,6 +144,16 @@ def test_certify_refusals_change_nothing(
         registry.certify_blob(request(keys, blob_id, 1, PARAMS.quorum - 1))
     with pytest.raises(EpochsOutOfRange):
         registry.certify_blob(request(keys, blob_id, 1, PARAMS.quorum, epochs=54))
+    with pytest.raises(EpochsOutOfRange):
+        registry.certify_blob(request(keys, blob_id, 1, PARAMS.quorum, epochs=0))
+    one = request(keys, blob_id, 1, 1)
+    with pytest.raises(InvalidCertificate):  # the same node three times is one node
+        registry.certify_blob(replace(one, confirmations=one.confirmations * 3))
+    honest = request(keys, blob_id, 1, PARAMS.quorum).confirmations
+    last = honest[-1]
+    forged = (*honest[:-1], StorageConfirmation(last.node_index, last.message, honest[0].signature))
+    with pytest.raises(InvalidCertificate):  # a signature that is not the node's
+        registry.certify_blob(replace(one, confirmations=forged))
     clock.advance(EPOCH)
     with pytest.raises(StaleCertificate):
         registry.certify_blob(request(keys, blob_id, 1, PARAMS.quorum))
@@ -145,9 +176,121 @@ def test_reopening_keeps_state_and_updates_prices(
     reg = LedgerRegistry.open(tmp_path, cheaper, clock=clock)
     assert reg.params() == cheaper
     reg.close()
-    from walrusfs.devnet.ledger import LedgerError
-
     with pytest.raises(LedgerError, match="shards"):
         LedgerRegistry.open(tmp_path, SystemParams(7, 10, 5, EPOCH), clock=clock)
     with pytest.raises(ValueError):
         LedgerRegistry.open(tmp_path, clock=clock).set_committee(Committee(()))
+
+
+def test_the_epoch_clock_survives_and_follows_a_new_length(tmp_path: Path, clock: FakeClock):
+    reg = LedgerRegistry.open(tmp_path, PARAMS, clock=clock)
+    assert reg.current_epoch() == 1
+    clock.advance(2.5 * EPOCH)
+    assert reg.current_epoch() == 3
+    reg.close()
+    clock.advance(EPOCH)  # time runs while the devnet is down
+    reg = LedgerRegistry.open(tmp_path, PARAMS, clock=clock)
+    assert reg.current_epoch() == 4
+    reg.close()
+    # A new epoch length applies from now on; the epoch never goes back.
+    faster = SystemParams(4, 100, 50, epoch_seconds=1.0)
+    reg = LedgerRegistry.open(tmp_path, faster, clock=clock)
+    assert reg.current_epoch() == 4 and reg.params().epoch_seconds == 1.0
+    clock.advance(2.5)
+    assert reg.current_epoch() == 6
+    reg.close()
+
+
+# --- what Sui clients do to Blob objects, as the Walrus services see it ----------------------
+
+
+def _coins(registry: LedgerRegistry, owner: str) -> list:
+    ledger = registry.ledger
+    return ledger.store.owned(
+        ADDRESS_OWNER,
+        parse_address(owner),
+        None,
+        format_type(ledger.types.sui_coin.tag),
+        None,
+        None,
+        10,
+    )
+
+
+def _run(registry: LedgerRegistry, who: Account, inputs: list, commands: list) -> dict:
+    tx = build(who, inputs, commands, _coins(registry, who.address)[:1])
+    record = registry.ledger.execute(tx, [who.sign(tx)])
+    assert record["status"] == "SUCCESS", record["error"]
+    return record
+
+
+def _blob_arg(registry: LedgerRegistry, object_id: str) -> object:
+    obj = registry.ledger.store.get(parse_address(object_id))
+    assert obj is not None
+    return owned(obj)
+
+
+def _certified(
+    registry: LedgerRegistry, keys: list[SigningKey], who: Account, **kw: object
+) -> tuple[str, str]:
+    blob_id = os.urandom(32)
+    epoch = registry.current_epoch()
+    req = request(keys, blob_id, epoch, PARAMS.quorum, owner=who.address, **kw)  # type: ignore[arg-type]
+    blob = registry.certify_blob(req).blob
+    return blob.object_id, blob.blob_id
+
+
+def test_blob_status_follows_extension_deletion_and_burning(
+    registry: LedgerRegistry, keys: list[SigningKey], clock: FakeClock
+):
+    who = Account.new()
+    registry.ledger.fund(who.address, sui=10**10, wal=10**10)
+    pkg = registry.ledger.config.walrus_package_id
+    system = registry.ledger.config.system_object_id
+    assert registry.blob_status(blob_id_to_text(os.urandom(32))) == BlobStatus(None, None)
+
+    # extended: the storage lasts longer
+    extended, extended_id = _certified(registry, keys, who, epochs=2)
+    assert registry.blob_status(extended_id) == BlobStatus(3, None)
+    wal = registry.ledger.coins(who.address, "WAL")[0]
+    wal_obj = registry.ledger.store.get(parse_address(wal.object_id))
+    assert wal_obj is not None
+    _run(
+        registry,
+        who,
+        [shared(system, 1, True), _blob_arg(registry, extended), u32(4), owned(wal_obj)],
+        [call(pkg, "system", "extend_blob", inp(0), inp(1), inp(2), inp(3))],
+    )
+    assert registry.blob_status(extended_id) == BlobStatus(7, None)
+
+    # deleted: no storage left, and the time it went
+    deleted, deleted_id = _certified(registry, keys, who)
+    clock.advance(1.0)
+    _run(
+        registry,
+        who,
+        [shared(system, 1, False), _blob_arg(registry, deleted), address(who.address)],
+        [call(pkg, "system", "delete_blob", inp(0), inp(1)), transfer([res(0)], inp(2))],
+    )
+    status = registry.blob_status(deleted_id)
+    assert status == BlobStatus(None, clock.now) and not status.is_live(1)
+    assert deleted_id not in registry.live_blob_ids()
+
+    # burned: the object is gone, its paid storage is not (as on Walrus)
+    burned, burned_id = _certified(registry, keys, who, epochs=3, deletable=False)
+    _run(registry, who, [_blob_arg(registry, burned)], [call(pkg, "blob", "burn", inp(0))])
+    assert registry.get_blob_object(burned) is None and registry.blob_objects(burned_id) == ()
+    status = registry.blob_status(burned_id)
+    assert status == BlobStatus(4, None) and status.is_live(3) and not status.is_live(4)
+    assert burned_id in registry.live_blob_ids()
+    clock.advance(3 * EPOCH)
+    assert registry.live_blob_ids() == (extended_id,)
+    assert not registry.blob_status(burned_id).is_live(registry.current_epoch())
+
+
+def test_addresses() -> None:
+    assert normalize_address("0x1") == "0x" + "0" * 63 + "1"
+    assert normalize_address("0X" + "AB" * 32) == "0x" + "ab" * 32
+    for bad in ["1", "0x", "0xg1", "0x" + "1" * 65]:
+        with pytest.raises(ValueError):
+            normalize_address(bad)

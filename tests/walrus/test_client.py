@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable
+from functools import partial
 
 import pytest
 import trio
@@ -77,7 +78,7 @@ async def test_send_object_to_and_typed_errors(devnet: BackgroundDevnet) -> None
         with pytest.raises(InsufficientFunds) as funds:
             await walrus.store(data, send_object_to=owner)
         assert funds.value.status == 400 and funds.value.reason == "INSUFFICIENT_FUNDS"
-        await trio.to_thread.run_sync(devnet.fund, owner, FROST_PER_WAL)
+        await trio.to_thread.run_sync(partial(devnet.fund, owner, wal=FROST_PER_WAL))
         result = await walrus.store(data, send_object_to=owner)
         assert result.blob_object is not None
         assert devnet.registry.get_blob_object(result.blob_object.object_id).owner == owner  # type: ignore[union-attr]

@@ -1,7 +1,8 @@
 """`walrusfs devnet`: run the embedded Walrus devnet in the foreground.
 
-It listens on 127.0.0.1 only, prints where, and runs until Ctrl-C or SIGTERM, then stops
-every service cleanly. Failures (port in use, unusable directory) are one line on stderr.
+It listens on 127.0.0.1 only, prints where (publisher/aggregator, Sui GraphQL, faucet), and
+runs until Ctrl-C or SIGTERM, then stops every service cleanly. Failures (port in use, unusable
+directory) are one line on stderr.
 """
 
 from __future__ import annotations
@@ -17,22 +18,32 @@ import trio
 
 from walrusfs.cli.common import UsageError
 from walrusfs.devnet.background import unwrap_group
-from walrusfs.devnet.network import DEFAULT_EPOCH_SECONDS, DevnetConfig, run_devnet
+from walrusfs.devnet.network import (
+    DEFAULT_EPOCH_SECONDS,
+    DEFAULT_LEDGER_PORT,
+    DevnetConfig,
+    run_devnet,
+)
 from walrusfs.devnet.publisher import DEFAULT_PORT
 from walrusfs.devnet.registry import FROST_PER_WAL
 from walrusfs.errors import WalrusfsError
 
 DESCRIPTION = """\
 Run walrusfs's embedded Walrus devnet in the foreground: N storage nodes, each its own HTTP
-server with its own directory and key, and one publisher/aggregator speaking Walrus's HTTP API
-on 127.0.0.1:PORT. Its state (blobs, Blob objects, accounts, the epoch) lives in DIR and
-survives restarts. Stop it with Ctrl-C."""
+server with its own directory and key, one publisher/aggregator speaking Walrus's HTTP API on
+127.0.0.1:PORT, and its Sui ledger answering Sui GraphQL, with a faucet, on 127.0.0.1:PORT+1.
+Blobs stored with send_object_to=ADDRESS are Blob objects owned by ADDRESS on that ledger,
+paid in WAL from ADDRESS's coins: fund it from the faucet first. Its state (blobs, objects,
+coins, the epoch) lives in DIR and survives restarts. Stop it with Ctrl-C."""
 
 EPILOG = """\
 examples:
   walrusfs devnet
   walrusfs devnet --dir /tmp/devnet --nodes 4 --epoch-seconds 60 --port 0
   curl -X PUT --data-binary @file "http://127.0.0.1:31415/v1/blobs?epochs=5"
+  curl -X POST -H 'content-type: application/json' \
+       -d '{"FixedAmountRequest": {"recipient": "0xADDRESS"}}' http://127.0.0.1:31416/v2/wal
+  curl http://127.0.0.1:31416/v1/network
 """
 
 
@@ -121,6 +132,16 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
         help=f"publisher/aggregator port on 127.0.0.1, 0 for any free one (default: {DEFAULT_PORT})",
     )
     parser.add_argument(
+        "--ledger-port",
+        metavar="P",
+        type=_port,
+        default=None,
+        help=(
+            "port of the Sui ledger (GraphQL and faucet) on 127.0.0.1, 0 for any free one "
+            f"(default: PORT + 1, i.e. {DEFAULT_LEDGER_PORT})"
+        ),
+    )
+    parser.add_argument(
         "--max-body",
         metavar="SIZE",
         type=_size,
@@ -140,6 +161,9 @@ async def _serve(config: DevnetConfig) -> None:
             params = registry.params()
             balance = registry.balance(info.publisher_address) / FROST_PER_WAL
             print(f"walrusfs devnet: publisher and aggregator on {info.publisher_url}")
+            print(f"  Sui GraphQL on {info.graphql_url}")
+            print(f"  faucet on {info.faucet_url} (SUI) and {info.wal_faucet_url} (WAL)")
+            print(f"  network info on {info.ledger_url}/v1/network")
             print(
                 f"  {info.n_shards} storage nodes (any {info.k} shares rebuild a blob, "
                 f"{info.quorum} confirmations certify one)"
@@ -161,6 +185,7 @@ def main(args: argparse.Namespace) -> int:
         nodes=args.nodes,
         epoch_seconds=args.epoch_seconds,
         port=args.port,
+        ledger_port=args.ledger_port,
         max_body=args.max_body,
     )
     try:

@@ -1,7 +1,9 @@
 """The devnet in a background thread with its own trio loop.
 
     with BackgroundDevnet(DevnetConfig(directory, port=0)) as devnet:
-        url = devnet.info.publisher_url
+        url = devnet.info.publisher_url          # Walrus publisher and aggregator
+        graphql = devnet.info.graphql_url        # its Sui ledger
+        devnet.fund(address, sui=10**9, wal=10**9)
         devnet.stop_node(3)
         ...
 
@@ -21,9 +23,11 @@ from typing import Any, TypeVar
 import trio
 
 from walrusfs.devnet.errors import DevnetError
-from walrusfs.devnet.network import Devnet, DevnetConfig, DevnetInfo, run_devnet
+from walrusfs.devnet.info import DevnetInfo
+from walrusfs.devnet.ledger import FaucetGrant, Ledger
+from walrusfs.devnet.ledger.registry import LedgerRegistry
+from walrusfs.devnet.network import Devnet, DevnetConfig, run_devnet
 from walrusfs.devnet.node import NodeFaults
-from walrusfs.devnet.registry import BlobRegistry
 
 log = logging.getLogger(__name__)
 
@@ -40,15 +44,8 @@ def unwrap_group(exc: BaseException) -> BaseException:
 class BackgroundDevnet:
     """A devnet running in a daemon thread; a context manager."""
 
-    def __init__(
-        self,
-        config: DevnetConfig,
-        *,
-        registry: BlobRegistry | None = None,
-        start_timeout: float = 120.0,
-    ) -> None:
+    def __init__(self, config: DevnetConfig, *, start_timeout: float = 120.0) -> None:
         self.config = config
-        self._registry = registry
         self._start_timeout = start_timeout
         self._thread: threading.Thread | None = None
         self._started = threading.Event()
@@ -87,11 +84,7 @@ class BackgroundDevnet:
         self._token = trio.lowlevel.current_trio_token()
         self._stop = trio.Event()
         async with trio.open_nursery() as nursery:
-            self._devnet = await nursery.start(
-                lambda task_status: run_devnet(
-                    self.config, registry=self._registry, task_status=task_status
-                )
-            )
+            self._devnet = await nursery.start(run_devnet, self.config)
             self._started.set()
             await self._stop.wait()
             nursery.cancel_scope.cancel()
@@ -125,9 +118,14 @@ class BackgroundDevnet:
         return info
 
     @property
-    def registry(self) -> BlobRegistry:
-        """The registry; its methods are thread-safe and may be called directly."""
+    def registry(self) -> LedgerRegistry:
+        """The chain state as the Walrus services see it; thread-safe, call it directly."""
         return self.devnet.registry
+
+    @property
+    def ledger(self) -> Ledger:
+        """The devnet's Sui ledger; thread-safe, call it directly."""
+        return self.devnet.ledger
 
     def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Run an async function in the devnet's loop and return its result."""
@@ -148,8 +146,9 @@ class BackgroundDevnet:
     def share_path(self, index: int, blob_id: str) -> Path:
         return self.devnet.share_path(index, blob_id)
 
-    def fund(self, address: str, amount: int) -> int:
-        return self.devnet.fund(address, amount)
+    def fund(self, address: str, *, sui: int | None = None, wal: int | None = None) -> FaucetGrant:
+        """See Devnet.fund (runs in the calling thread; the ledger is thread-safe)."""
+        return self.devnet.fund(address, sui=sui, wal=wal)
 
     def current_epoch(self) -> int:
         return self.devnet.registry.current_epoch()

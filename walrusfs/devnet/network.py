@@ -1,21 +1,25 @@
-"""The whole devnet in one trio nursery: registry, n storage nodes, publisher/aggregator.
+"""The whole devnet in one trio nursery: the Sui ledger, n storage nodes, publisher/aggregator.
 
     async with trio.open_nursery() as nursery:
         devnet = await nursery.start(run_devnet, DevnetConfig(directory, port=0))
-        print(devnet.info.publisher_url)
+        print(devnet.info.publisher_url, devnet.info.graphql_url)
+        devnet.fund(address, sui=10**9, wal=10**9)
         ...
         nursery.cancel_scope.cancel()
+
+The ledger is the devnet's chain: the publisher certifies Blob objects on it, the aggregator and
+the nodes read blob lifetimes and the epoch from it (through `LedgerRegistry`, the
+devnet.registry seam), and its HTTP service (Sui GraphQL, faucet, network info) is served
+alongside, so a Sui client such as walrusfs.chain sees, extends, deletes and burns those
+objects, and the Walrus services honour what it did.
 
 Layout of the devnet directory (created 0700 on first start):
 
     DIR/lock               flock held while a devnet runs on DIR (a second one is refused)
-    DIR/devnet.json        node count and whether the publisher was funded
-    DIR/registry.sqlite3   the interim registry (devnet.sqlite_registry), i.e. chain state
+    DIR/devnet.json        node count, and the ledger whose publisher account was funded
+    DIR/ledger.sqlite3     the Sui ledger (devnet.ledger): objects, transactions, epoch clock
     DIR/publisher.key      Ed25519 seed of the publisher's Sui address (0600)
     DIR/nodes/node-NN/     one directory per storage node (devnet.node)
-
-The registry can be supplied by the embedder instead (the Sui ledger, once it implements
-devnet.registry.BlobRegistry); the devnet then uses it and opens no SQLite file.
 """
 
 from __future__ import annotations
@@ -37,21 +41,35 @@ from nacl.signing import SigningKey
 from walrusfs.devnet.confirm import load_or_create_key
 from walrusfs.devnet.durable import write_durably
 from walrusfs.devnet.errors import DevnetConfigError, PortInUse
+from walrusfs.devnet.info import DevnetInfo
+from walrusfs.devnet.ledger import FaucetGrant, Ledger, LedgerError, LedgerHttp
+from walrusfs.devnet.ledger.registry import LedgerRegistry
+from walrusfs.devnet.ledger.service import LedgerEndpoints, serve_http
 from walrusfs.devnet.node import NodeFaults, NodeSettings, StorageNode
 from walrusfs.devnet.publisher import DEFAULT_PORT, Publisher, PublisherSettings
 from walrusfs.devnet.registry import (
     FROST_PER_WAL,
-    BlobRegistry,
     Committee,
     CommitteeMember,
     SystemParams,
 )
 from walrusfs.devnet.retrieval import FetchPolicy
-from walrusfs.devnet.sqlite_registry import SqliteRegistry
+
+__all__ = [
+    "DEFAULT_EPOCH_SECONDS",
+    "DEFAULT_LEDGER_PORT",
+    "DEFAULT_PORT",
+    "Devnet",
+    "DevnetConfig",
+    "DevnetInfo",
+    "run_devnet",
+]
 
 log = logging.getLogger(__name__)
 
 DEFAULT_EPOCH_SECONDS = 86400.0  # one day, like testnet
+DEFAULT_LEDGER_PORT = DEFAULT_PORT + 1  # 31416, where walrusfs.chain's devnet network looks
+MIST_PER_SUI = 10**9
 
 
 @dataclass(frozen=True)
@@ -62,6 +80,9 @@ class DevnetConfig:
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT
     """Publisher/aggregator port; 0 picks a free one. Nodes always pick free ports."""
+    ledger_port: int | None = None
+    """The Sui ledger's port (GraphQL, faucet, network info); None: `port` + 1, or a free one
+    when `port` is 0."""
     max_body: int = 10 * 1024 * 1024
     """The publisher's body limit (413 above)."""
     max_read_size: int | None = None
@@ -71,7 +92,11 @@ class DevnetConfig:
     write_price: int = 2000
     """FROST per MiB unit, once per blob."""
     publisher_funds: int = 1_000_000 * FROST_PER_WAL
-    """WAL credited to the publisher's own address when the devnet is created."""
+    """WAL credited to the publisher's own address when the devnet's ledger is created."""
+    faucet_sui: int = 10 * MIST_PER_SUI
+    """MIST one faucet request pays (HTTP, or `Devnet.fund` without amounts)."""
+    faucet_wal: int = 10 * FROST_PER_WAL
+    """FROST of WAL one faucet request pays."""
     max_concurrent_stores: int = 4
     max_queued_stores: int = 64
     straggler_grace: float = 0.5
@@ -82,19 +107,10 @@ class DevnetConfig:
     encode_workers: int = 2
     """Processes that run zfec for large blobs (0: encode in a thread of this process)."""
 
-
-@dataclass(frozen=True)
-class DevnetInfo:
-    """Where the devnet listens, for clients and the embedder."""
-
-    directory: Path
-    publisher_url: str
-    aggregator_url: str
-    node_urls: tuple[str, ...]
-    publisher_address: str
-    n_shards: int
-    k: int
-    quorum: int
+    def effective_ledger_port(self) -> int:
+        if self.ledger_port is not None:
+            return self.ledger_port
+        return 0 if self.port == 0 else self.port + 1
 
 
 def sui_address(public_key: bytes) -> str:
@@ -143,13 +159,21 @@ def _prepare_directory(directory: Path) -> None:
 
 
 class Devnet:
-    """A running devnet. Made by `run_devnet`; its methods run in the devnet's trio loop."""
+    """A running devnet. Made by `run_devnet`; its async methods run in the devnet's trio loop.
+
+    `registry` (the chain state as the Walrus services see it) and `ledger` (the Sui ledger
+    itself) are synchronous and thread-safe; from trio, call what writes (`fund`) through
+    `trio.to_thread.run_sync`.
+    """
 
     def __init__(
-        self, config: DevnetConfig, registry: BlobRegistry, publisher_key: SigningKey
+        self, config: DevnetConfig, registry: LedgerRegistry, publisher_key: SigningKey
     ) -> None:
         self.config = config
         self.registry = registry
+        self.ledger: Ledger = registry.ledger
+        self.ledger_http: LedgerHttp | None = None
+        """The ledger's HTTP handler (tests inject faults through it)."""
         self.publisher_address = sui_address(bytes(publisher_key.verify_key))
         self.nodes: list[StorageNode] = []
         self._node_ports: list[int] = []
@@ -226,8 +250,16 @@ class Devnet:
     def set_faults(self, index: int, faults: NodeFaults) -> None:
         self.nodes[index].faults = faults
 
-    def fund(self, address: str, amount: int) -> int:
-        return self.registry.faucet(address, amount)
+    def fund(self, address: str, *, sui: int | None = None, wal: int | None = None) -> FaucetGrant:
+        """The faucet: new coins of `sui` MIST and `wal` FROST for `address` (by default what one
+        faucet request pays, DevnetConfig.faucet_sui / faucet_wal). A devnet address must be
+        funded before it can pay for storage (send_object_to) or gas."""
+        return self.ledger.fund(address, sui=sui, wal=wal)
+
+    def network_info(self) -> dict[str, object]:
+        """The body of GET /v1/network on the publisher and ledger ports."""
+        assert self.info is not None
+        return self.info.to_json()
 
 
 async def _start_server(
@@ -248,23 +280,52 @@ async def _start_server(
     return bound
 
 
+def _check_ports(config: DevnetConfig) -> None:
+    if config.port == 65535 and config.ledger_port is None:
+        raise DevnetConfigError("port 65535 leaves no port + 1 for the ledger; choose its port")
+    ledger_port = config.effective_ledger_port()
+    for name, port in (("publisher", config.port), ("ledger", ledger_port)):
+        if not 0 <= port <= 65535:
+            raise DevnetConfigError(f"{port} is not a port number for the {name}")
+    if config.port != 0 and ledger_port == config.port:
+        raise DevnetConfigError(f"the publisher and the ledger cannot both use port {config.port}")
+
+
+def _open_ledger(directory: Path, config: DevnetConfig, params: SystemParams) -> LedgerRegistry:
+    if (directory / "registry.sqlite3").exists() and not (directory / "ledger.sqlite3").exists():
+        raise DevnetConfigError(
+            f"{directory} holds a devnet from before its Sui ledger; remove it or use another "
+            "directory"
+        )
+    try:
+        return LedgerRegistry.open(
+            directory, params, faucet_sui=config.faucet_sui, faucet_wal=config.faucet_wal
+        )
+    except LedgerError as exc:
+        raise DevnetConfigError(f"cannot open the ledger in {directory}: {exc}") from None
+
+
 async def run_devnet(
     config: DevnetConfig,
     *,
-    registry: BlobRegistry | None = None,
     task_status: trio.TaskStatus[Devnet] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Run the devnet until cancelled; `nursery.start` returns the running `Devnet`."""
+    """Run the devnet until cancelled; `nursery.start` returns the running `Devnet`.
+
+    Raises DevnetConfigError (bad directory, another devnet on it, a node count that differs
+    from the directory's) or PortInUse before anything listens.
+    """
     directory = config.directory.resolve()
     config = replace(config, directory=directory)
     if config.nodes < 1:
         raise DevnetConfigError("a devnet needs at least one storage node")
     if config.epoch_seconds <= 0:
         raise DevnetConfigError("an epoch must last longer than 0 seconds")
+    _check_ports(config)
     _prepare_directory(directory)
     lock = _DirLock(directory)
     lock.acquire()
-    owned_registry: SqliteRegistry | None = None
+    registry: LedgerRegistry | None = None
     encoder = None
     try:
         state_path = directory / "devnet.json"
@@ -280,14 +341,14 @@ async def run_devnet(
             write_price_per_unit=config.write_price,
             epoch_seconds=config.epoch_seconds,
         )
-        if registry is None:
-            owned_registry = SqliteRegistry(directory / "registry.sqlite3", params)
-            registry = owned_registry
+        registry = _open_ledger(directory, config, params)
+        ledger = registry.ledger
         publisher_key = load_or_create_key(directory / "publisher.key")
         devnet = Devnet(config, registry, publisher_key)
-        if not state.get("funded"):
-            registry.faucet(devnet.publisher_address, config.publisher_funds)
-            state = {"nodes": config.nodes, "funded": True}
+        if state.get("funded") != ledger.chain_identifier:
+            # Once per ledger: the publisher pays for blobs stored without send_object_to.
+            ledger.fund(devnet.publisher_address, sui=0, wal=config.publisher_funds)
+            state = {"nodes": config.nodes, "funded": ledger.chain_identifier}
             write_durably(state_path, [json.dumps(state).encode()])
 
         if config.encode_workers > 0:
@@ -320,6 +381,7 @@ async def run_devnet(
                     straggler_grace=config.straggler_grace,
                     fetch=config.fetch,
                     blocklist=set(config.blocklist),
+                    network_info=devnet.network_info,
                 ),
                 encoder=encoder,
             )
@@ -332,7 +394,20 @@ async def run_devnet(
                     host=config.host, port=config.port, task_status=task_status
                 ),
             )
+            http = LedgerHttp(ledger, extra_info=devnet.network_info)
+            devnet.ledger_http = http
+            wanted = config.effective_ledger_port()
+            ledger_port = await _start_server(
+                nursery,
+                "Sui ledger",
+                wanted,
+                lambda task_status: serve_http(
+                    http, host=config.host, port=wanted, task_status=task_status
+                ),
+            )
             url = f"http://{config.host}:{port}"
+            endpoints = LedgerEndpoints(f"http://{config.host}:{ledger_port}")
+            ledger_config = ledger.config
             devnet.info = DevnetInfo(
                 directory=directory,
                 publisher_url=url,
@@ -342,11 +417,24 @@ async def run_devnet(
                 n_shards=n,
                 k=params.k,
                 quorum=params.quorum,
+                ledger_url=endpoints.url,
+                graphql_url=endpoints.graphql_url,
+                faucet_url=endpoints.faucet_url,
+                wal_faucet_url=endpoints.wal_faucet_url,
+                chain_identifier=ledger.chain_identifier,
+                walrus_package_id=ledger_config.walrus_package_id,
+                wal_package_id=ledger_config.wal_package_id,
+                system_object_id=ledger_config.system_object_id,
+                wal_coin_type=ledger.wal_type,
+                epoch_seconds=float(config.epoch_seconds),
+                pid=os.getpid(),
             )
             log.debug(
-                "devnet in %s: publisher and aggregator on %s, %d storage nodes, epoch %d",
+                "devnet in %s: publisher and aggregator on %s, Sui GraphQL on %s, "
+                "%d storage nodes, epoch %d",
                 directory,
                 url,
+                endpoints.graphql_url,
                 n,
                 registry.current_epoch(),
             )
@@ -354,6 +442,6 @@ async def run_devnet(
     finally:
         if encoder is not None:
             encoder.close()
-        if owned_registry is not None:
-            owned_registry.close()
+        if registry is not None:
+            registry.close()
         lock.release()

@@ -20,14 +20,17 @@ Both are written durably (temp file, fsync, rename, fsync directory) before the 
 metadata that arrives without its share stays in memory until the share comes.
 
 A maintenance loop, every `maintenance_interval` seconds and whenever a read finds damage:
-- drops blobs whose end epoch has passed (uploaded before that epoch), and uploads that were
-  never certified once `pending_grace` seconds passed;
+- drops blobs whose end epoch has passed (uploaded before that epoch), blobs deleted on chain
+  (uploaded before the deletion), and uploads that were never certified once `pending_grace`
+  seconds passed. A burned Blob object's storage still counts until its end epoch, as on
+  Walrus: the aggregator serves such a blob and nodes keep it until then;
 - re-hashes shares whose file changed since it was verified (a batch of files per pass), and
   drops corrupt ones;
 - repairs: for every live blob (from the registry) without a good share here, fetches the
   metadata and k verified shares from its peers, rebuilds its own share, checks its hash and
   stores it.
-A blob deleted on chain before its end epoch is dropped by the next full pass.
+A blob deleted on chain before its end epoch is dropped by the next full pass (every
+REPAIR_SCAN_EVERY passes), which also repairs what is missing.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ from walrusfs.devnet.httpserver import (
     ServerConfig,
     serve,
 )
-from walrusfs.devnet.registry import BlobRegistry, live_end_epoch
+from walrusfs.devnet.registry import BlobRegistry
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
 
 log = logging.getLogger(__name__)
@@ -526,14 +529,18 @@ class StorageNode:
         epoch = self.registry.current_epoch()
         if not recheck and epoch < entry.live_until:
             return False  # live when last looked up, and its end epoch has not come
-        end = live_end_epoch(self.registry.blob_objects(blob_text))
+        status = self.registry.blob_status(blob_text)
+        end = status.end_epoch
         if end is not None and epoch < end:
             entry.live_until = end
             return False
         entry.live_until = 0
         if end is not None and entry.stored_epoch < end:
             return True  # our copy belongs to registrations that have all expired
-        # Never certified, deleted, or re-uploaded after expiry: give the upload time to finish.
+        if status.deleted_at is not None and entry.stored_at <= status.deleted_at:
+            return True  # our copy belongs to objects since deleted
+        # Never certified, or re-uploaded after expiry or deletion: give the upload time to
+        # finish and be certified.
         return self._clock() - entry.stored_at >= self.settings.pending_grace
 
     async def _collect_garbage(self, recheck: bool = False) -> None:
@@ -607,8 +614,7 @@ class StorageNode:
         epoch = self.registry.current_epoch()
         if epoch < entry.live_until:
             return True
-        end = live_end_epoch(self.registry.blob_objects(blob_text))
-        return end is not None and epoch < end
+        return self.registry.blob_status(blob_text).is_live(epoch)
 
     async def repair(self, blob_text: str) -> bool:
         """Rebuild this node's share of a blob from its peers; True once it is stored."""

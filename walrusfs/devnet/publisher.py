@@ -10,6 +10,7 @@ Endpoints, parameters, JSON bodies, headers, status codes and error bodies follo
 | GET | /v1/blobs/{blobId}/byte-range?start&length | a slice, 200 |
 | GET | /v1/blobs/by-object-id/{objectId} | the blob of that Blob object |
 | GET | /status | OK |
+| GET | /v1/network | devnet extension: where the devnet's services listen (devnet.info) |
 
 Storing: the body is encoded into n zfec shares (devnet.encoding), each node gets the metadata
 and its share and answers with a signed confirmation; once n - f nodes confirmed (stragglers get
@@ -19,7 +20,7 @@ INSUFFICIENT_CONFIRMATIONS and nothing is certified or charged. An owner that ca
 400 FAILED_PRECONDITION with reason INSUFFICIENT_FUNDS (the daemon's specs offer no better fit:
 it is not retryable, and the request is well formed).
 
-Reading: the registry says whether the blob is certified and unexpired (else 404); metadata
+Reading: the registry says whether the blob's storage lasts past now (else 404); metadata
 comes from the nodes (verified against the blob id, then cached); shares are fetched from the
 primary nodes first, so a healthy read needs no decoding, and routed around nodes that are down,
 slow or lying (devnet.retrieval). Too few good shares: 503 BLOB_UNAVAILABLE.
@@ -99,6 +100,8 @@ class PublisherSettings:
     blocklist: set[str] = field(default_factory=set)
     """Blob ids refused with 451 FORBIDDEN_BLOB (the devnet's deny list)."""
     metadata_cache: int = 4096
+    network_info: Callable[[], dict[str, Any]] | None = None
+    """The body of GET /v1/network (a devnet extension); None: no such route."""
 
 
 def _error(code: int, reason: str, message: str, *, status: str | None = None) -> Response:
@@ -194,6 +197,8 @@ class Publisher:
         try:
             if path == "/status" and method in ("GET", "HEAD"):
                 return Response(200, b"OK", content_type="text/plain; charset=utf-8")
+            if path == "/v1/network" and method == "GET" and self.settings.network_info:
+                return json_response(self.settings.network_info())
             if path == "/v1/blobs":
                 if method == "PUT":
                     return await self._put_blob(request)
@@ -383,7 +388,8 @@ class Publisher:
         )
 
     def _insufficient(self, exc: InsufficientFunds) -> Response:
-        return _error(400, "INSUFFICIENT_FUNDS", str(exc), status="FAILED_PRECONDITION")
+        message = f"{exc}; the owner pays in WAL (on the devnet, fund it from the faucet first)"
+        return _error(400, "INSUFFICIENT_FUNDS", message, status="FAILED_PRECONDITION")
 
     def _already_certified(
         self, blob_text: str, wanted_end: int, options: _StoreOptions
@@ -583,8 +589,9 @@ class Publisher:
             raise _BadRequest(_error(400, "MALFORMED_REQUEST", str(exc))) from None
         if blob_text in self.settings.blocklist:
             raise _BadRequest(_error(451, "FORBIDDEN_BLOB", "the requested blob is blocked"))
-        epoch = self.registry.current_epoch()
-        if not any(b.is_live(epoch) for b in self.registry.blob_objects(blob_text)):
+        # Live while its storage lasts: a burned object's data stays until its end epoch, as
+        # on Walrus, and storage nodes keep it as long (see BlobRegistry.blob_status).
+        if not self.registry.blob_status(blob_text).is_live(self.registry.current_epoch()):
             raise _BadRequest(
                 _error(
                     404,

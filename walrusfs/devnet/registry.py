@@ -1,11 +1,11 @@
 """The registry seam: everything the devnet's Walrus services know about chain state.
 
 On a real network, Blob objects, the epoch, the committee, prices and WAL balances live on
-Sui. In the devnet they live behind the `BlobRegistry` protocol below, and the publisher, the
-aggregator and the storage nodes reach chain state ONLY through it. Today the protocol is
-implemented by `walrusfs.devnet.sqlite_registry.SqliteRegistry`; the devnet's Sui ledger
-(walrusfs/devnet/ledger/) will implement the same protocol and take its place, so that a Blob
-object certified by the publisher is an object that pysui can read, extend and delete.
+Sui. In the devnet they live on the devnet's Sui ledger (walrusfs/devnet/ledger/), and the
+publisher, the aggregator and the storage nodes reach that chain state ONLY through the
+`BlobRegistry` protocol below, implemented by `walrusfs.devnet.ledger.registry.LedgerRegistry`.
+A Blob object certified by the publisher is therefore an object that pysui can read, extend,
+delete and burn, and what clients do to it there is what the Walrus services see here.
 
 Who calls what, and when:
 
@@ -15,9 +15,9 @@ Who calls what, and when:
 | publisher | `params`, `current_epoch`, `balance` | before encoding: validate `epochs`, pre-check the price |
 | publisher | `blob_objects` | before uploading: is the blob already certified long enough? |
 | publisher | `certify_blob` | after n - f nodes returned signed confirmations |
-| aggregator | `blob_objects`, `get_blob_object` | on every read: is the blob certified and unexpired? |
+| aggregator | `blob_status`, `get_blob_object` | on every read: is the blob's storage paid until after now? |
 | storage node | `committee`, `current_epoch` | to find its peers and to sign confirmations |
-| storage node | `live_blob_ids`, `blob_objects` | in its maintenance loop: repair what it lacks, drop what expired |
+| storage node | `live_blob_ids`, `blob_status` | in its maintenance loop: repair what it lacks, drop what expired or was deleted |
 | embedder, tests | `faucet`, `balance` | to fund an address |
 
 Rules every implementation keeps:
@@ -25,7 +25,10 @@ Rules every implementation keeps:
   safe to call from any thread. Each method is atomic: `certify_blob` either checks the
   certificate, charges the payer and creates the object, or changes nothing.
 - Epochs start at 1 and advance with wall time (`SystemParams.epoch_seconds`); the epoch survives
-  restarts and never goes backwards. A blob is live while current epoch < its end epoch.
+  restarts and never goes backwards. A blob is live while current epoch < its end epoch, its
+  end epoch being the latest over its Blob objects and the storage of burned ones: as on
+  Walrus, burning an object (blob::burn) leaves its data stored until that storage ends, while
+  deleting it (system::delete_blob) ends its storage at once.
 - Objects are never returned half-made: every object returned is certified.
 - Amounts are FROST (1 WAL = 10**9 FROST). Addresses are Sui addresses in their long form,
   "0x" followed by 64 lowercase hex digits (see `normalize_address`).
@@ -174,6 +177,22 @@ class BlobObject:
 
 
 @dataclass(frozen=True)
+class BlobStatus:
+    """What the Walrus services need to know about a blob id to serve or keep its data."""
+
+    end_epoch: int | None
+    """The blob's data is paid for until this epoch (exclusive): the latest end epoch over its
+    certified Blob objects, expired ones included, and the storage of burned ones. None when
+    there is neither (never certified, or every object deleted)."""
+    deleted_at: float | None
+    """Unix time at which one of its Blob objects was last deleted (system::delete_blob), or
+    None. A node drops a copy it received before then once no storage is left."""
+
+    def is_live(self, epoch: int) -> bool:
+        return self.end_epoch is not None and epoch < self.end_epoch
+
+
+@dataclass(frozen=True)
 class CertifyRequest:
     """What the publisher asks the registry to certify, with the certificate that backs it."""
 
@@ -253,11 +272,10 @@ class BlobRegistry(Protocol):
         """Every existing certified Blob object for this blob id, expired ones included."""
         ...
 
-    def live_blob_ids(self) -> tuple[str, ...]:
-        """The blob ids with at least one certified object whose end epoch is still ahead."""
+    def blob_status(self, blob_id: str) -> BlobStatus:
+        """Until when the blob's data is paid for, burned objects included; see BlobStatus."""
         ...
 
-
-def live_end_epoch(objects: tuple[BlobObject, ...]) -> int | None:
-    """The latest end epoch over a blob's objects, or None without any object."""
-    return max((o.end_epoch for o in objects if o.certified_epoch is not None), default=None)
+    def live_blob_ids(self) -> tuple[str, ...]:
+        """The blob ids whose `blob_status` is live in the current epoch."""
+        ...

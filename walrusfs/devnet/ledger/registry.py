@@ -4,12 +4,13 @@ With this adapter the publisher, aggregator and storage nodes see chain state on
 ledger: a certified blob is a real Blob object (with its Storage) that pysui can read, extend
 and delete; WAL balances are Coin<WAL> objects; the epoch is the System object's.
 
-Differences from the interim SQLite registry worth knowing:
+Worth knowing:
 - `faucet` mints a new Coin<WAL> of `amount` FROST; `balance` sums the address's WAL coins.
 - `certify_blob` charges the owner's WAL coins (largest first) in the same ledger transaction
   that creates the Blob, so a failed check or a short balance changes nothing.
-- `live_blob_ids` also lists blobs whose object was burned (blob::burn) but whose storage is
-  paid until a later epoch: on Walrus the data stays until then.
+- `blob_status` and `live_blob_ids` count the storage of burned Blob objects (blob::burn) until
+  its end epoch: on Walrus the data stays until then. A deleted Blob (system::delete_blob) no
+  longer counts from the moment it is deleted.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from walrusfs.devnet.blobid import blob_id_from_text as devnet_blob_id
 from walrusfs.devnet.confirm import check_certificate
@@ -24,6 +26,7 @@ from walrusfs.devnet.errors import EpochsOutOfRange
 from walrusfs.devnet.errors import InsufficientFunds as RegistryInsufficientFunds
 from walrusfs.devnet.registry import (
     BlobObject,
+    BlobStatus,
     Certification,
     CertifyRequest,
     Committee,
@@ -70,16 +73,18 @@ class LedgerRegistry:
         params: SystemParams | None = None,
         *,
         clock: Callable[[], float] = time.time,
+        **options: Any,
     ) -> LedgerRegistry:
         """Open (or create, which needs `params`) the ledger in `directory`.
 
         On an existing ledger, `params` may change the epoch length and the prices; the shard
-        count and max epochs ahead are fixed at creation.
+        count and max epochs ahead are fixed at creation. `options` are further LedgerConfig
+        fields (faucet amounts, for instance).
         """
         exists = (directory / "ledger.sqlite3").exists()
         if not exists and params is None:
             raise LedgerError(f"{directory} holds no ledger yet; creating one needs parameters")
-        config = LedgerConfig(directory=directory, clock=clock)
+        config = LedgerConfig(directory=directory, clock=clock, **options)
         if params is not None:
             config = LedgerConfig(
                 directory=directory,
@@ -89,6 +94,7 @@ class LedgerRegistry:
                 write_price_per_unit=params.write_price_per_unit,
                 max_epochs_ahead=params.max_epochs_ahead,
                 clock=clock,
+                **options,
             )
         ledger = Ledger(config)
         if params is not None:
@@ -179,6 +185,10 @@ class LedgerRegistry:
     def blob_objects(self, blob_id: str) -> tuple[BlobObject, ...]:
         recs = self.ledger.find_blobs(devnet_blob_id(blob_id), include_expired=True)
         return tuple(_blob_object(r) for r in sorted(recs, key=lambda r: r.end_epoch))
+
+    def blob_status(self, blob_id: str) -> BlobStatus:
+        end_epoch, deleted_at = self.ledger.blob_lifetime(devnet_blob_id(blob_id))
+        return BlobStatus(end_epoch, deleted_at)
 
     def live_blob_ids(self) -> tuple[str, ...]:
         return tuple(blob_id_to_text(b) for b in self.ledger.live_blob_ids())

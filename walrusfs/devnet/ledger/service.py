@@ -7,7 +7,8 @@ Routes:
   `{"status": "Success", "coins_sent": [{"amount", "id", "transferTxDigest"}]}` with SUI;
   `POST /v2/wal` does the same with WAL (a devnet extension).
 - `GET /v1/network`: the ids a client needs to talk to this devnet (package, System object, WAL
-  type, chain identifier).
+  type, chain identifier); inside a running devnet, also where its other services listen
+  (walrusfs.devnet.info).
 
 `serve_ledger` runs the service in a trio nursery; `LedgerThread` runs it in a thread with its
 own trio loop (for tests and synchronous callers).
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
 from types import TracebackType
@@ -43,8 +45,12 @@ def _json(status: int, body: Any, extra: list[tuple[str, str]] | None = None) ->
 class LedgerHttp:
     """The request handler."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(
+        self, ledger: Ledger, *, extra_info: Callable[[], dict[str, Any]] | None = None
+    ) -> None:
         self.ledger = ledger
+        self.extra_info = extra_info
+        """More fields for GET /v1/network (the devnet adds where its services listen)."""
         self.graphql = GraphQLService(ledger)
         self._limiter = trio.CapacityLimiter(4)
         # Fault injection: the next N requests that execute a transaction are answered with a
@@ -67,13 +73,16 @@ class LedgerHttp:
 
     def network_info(self) -> dict[str, Any]:
         cfg = self.ledger.config
-        return {
+        info = {
             "chainIdentifier": self.ledger.chain_identifier,
             "walrusPackageId": cfg.walrus_package_id,
             "walPackageId": cfg.wal_package_id,
             "systemObjectId": cfg.system_object_id,
             "walCoinType": self.ledger.wal_type,
         }
+        if self.extra_info is not None:
+            info.update(self.extra_info())
+        return info
 
     async def _graphql(self, request: Request) -> Response:
         try:
@@ -165,7 +174,13 @@ class LedgerEndpoints:
 
     @property
     def faucet_url(self) -> str:
+        """Sui's faucet API, paying SUI."""
         return self.url + "/v2/gas"
+
+    @property
+    def wal_faucet_url(self) -> str:
+        """The same request paying WAL (a devnet extension)."""
+        return self.url + "/v2/wal"
 
 
 class LedgerThread:
