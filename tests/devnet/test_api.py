@@ -209,7 +209,8 @@ def test_send_object_to_charges_the_owner(
     assert blob["cost"] == cost
     assert devnet.registry.balance(owner) == 5 * FROST_PER_WAL - cost
     assert devnet.registry.balance(devnet.info.publisher_address) == publisher_before
-    assert devnet.registry.get_blob_object(blob["blobObject"]["id"]).owner == owner
+    on_chain = devnet.registry.get_blob_object(blob["blobObject"]["id"])
+    assert on_chain is not None and on_chain.owner == owner
 
 
 def test_request_errors(http: httpx.Client, url: str) -> None:

@@ -8,13 +8,20 @@ import signal
 import socket
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+import pytest
 from devnet.devnet_helpers import assert_error, make_config, poll, store
 
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.errors import DevnetConfigError
+from walrusfs.devnet.info import probe_devnet
+
+
+def gone_file(path: Path) -> Callable[[], bool]:
+    return lambda: not path.exists()
 
 
 def test_blobs_expire_at_their_end_epoch(tmp_path: Path, http: httpx.Client) -> None:
@@ -43,7 +50,8 @@ def test_blobs_expire_at_their_end_epoch(tmp_path: Path, http: httpx.Client) -> 
         assert http.get(f"{url}/v1/blobs/{long['blobId']}").content == long_data
         # Every node deletes the expired blob's share, and keeps the other.
         for index in range(4):
-            poll(lambda index=index: not devnet.share_path(index, short["blobId"]).exists())
+            gone: Path = devnet.share_path(index, short["blobId"])
+            poll(gone_file(gone))
             assert devnet.share_path(index, long["blobId"]).exists()
 
 
@@ -89,7 +97,8 @@ def _cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "walrusfs.cli.control", "devnet", *args]
 
 
-def test_cli_runs_prints_and_stops_on_ctrl_c(tmp_path: Path, http: httpx.Client) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
+def test_cli_runs_prints_and_stops(tmp_path: Path, http: httpx.Client, signum: int) -> None:
     process = subprocess.Popen(
         _cli("--dir", str(tmp_path / "dn"), "--nodes", "4", "--port", "0", "--epoch-seconds", "60"),
         stdout=subprocess.PIPE,
@@ -104,13 +113,26 @@ def test_cli_runs_prints_and_stops_on_ctrl_c(tmp_path: Path, http: httpx.Client)
             if line.startswith("Press Ctrl-C"):
                 break
         text = "".join(lines)
-        match = re.search(r"publisher and aggregator on (http://127\.0\.0\.1:\d+)", text)
-        assert match, text
+        match = re.search(r"publisher and aggregator on (http://127\.0\.0\.1:(\d+))", text)
+        graphql = re.search(r"Sui GraphQL on (http://127\.0\.0\.1:(\d+)/graphql)", text)
+        faucet = re.search(r"faucet on (\S+/v2/gas) \(SUI\) and (\S+/v2/wal) \(WAL\)", text)
+        assert match and graphql and faucet, text
         assert "4 storage nodes" in text and str(tmp_path / "dn") in text
+        assert "60 s per epoch" in text
         url = match[1]
-        blob_id = store(http, url, b"hello")["newlyCreated"]["blobObject"]["blobId"]
-        assert http.get(f"{url}/v1/blobs/{blob_id}").content == b"hello"
-        process.send_signal(signal.SIGINT)
+        # Another process recognises the devnet on either port, and learns the same things.
+        info = probe_devnet(int(match[2]))
+        assert info is not None and probe_devnet(int(graphql[2])) == info
+        assert (info.publisher_url, info.graphql_url) == (url, graphql[1])
+        assert (info.faucet_url, info.wal_faucet_url) == (faucet[1], faucet[2])
+        assert info.pid == process.pid and info.directory == tmp_path / "dn"
+        # Fund an address from the HTTP faucet and store a blob it owns.
+        owner = "0x" + os.urandom(32).hex()
+        granted = http.post(faucet[2], json={"FixedAmountRequest": {"recipient": owner}})
+        assert granted.status_code == 201
+        blob = store(http, url, b"hello", f"?send_object_to={owner}")["newlyCreated"]
+        assert http.get(f"{url}/v1/blobs/{blob['blobObject']['blobId']}").content == b"hello"
+        process.send_signal(signum)
         out, err = process.communicate(timeout=30)
     finally:
         if process.poll() is None:
@@ -119,6 +141,7 @@ def test_cli_runs_prints_and_stops_on_ctrl_c(tmp_path: Path, http: httpx.Client)
     assert process.returncode == 0, err
     assert "stopped" in out
     assert "Traceback" not in err
+    assert probe_devnet(int(match[2])) is None and probe_devnet(int(graphql[2])) is None
 
 
 def test_cli_errors_are_one_line(tmp_path: Path) -> None:
@@ -132,8 +155,25 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
             text=True,
             timeout=60,
         )
-    assert result.returncode == 1
-    assert result.stderr.strip() == f"walrusfs: port {port} is already in use (publisher)"
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"walrusfs: port {port} is already in use (publisher)"
+        result = subprocess.run(
+            _cli(
+                "--dir",
+                str(tmp_path / "b"),
+                "--nodes",
+                "1",
+                "--port",
+                "0",
+                "--ledger-port",
+                str(port),
+            ),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert result.returncode == 1
+        assert result.stderr.strip() == f"walrusfs: port {port} is already in use (Sui ledger)"
     (tmp_path / "file").write_text("not a directory")
     result = subprocess.run(
         _cli("--dir", str(tmp_path / "file"), "--port", "0"),
@@ -143,6 +183,17 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert result.stderr.strip() == f"walrusfs: {tmp_path / 'file'} is not a directory"
+    old = tmp_path / "old"
+    old.mkdir()
+    (old / "registry.sqlite3").write_bytes(b"")  # a devnet from before the ledger
+    result = subprocess.run(
+        _cli("--dir", str(old), "--port", "0"), capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip() == (
+        f"walrusfs: {old} holds a devnet from before its Sui ledger; remove it or use another "
+        "directory"
+    )
     result = subprocess.run(_cli("--nodes", "0"), capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and len(result.stderr.strip().splitlines()) == 1
     result = subprocess.run(_cli("--help"), capture_output=True, text=True, timeout=60)
