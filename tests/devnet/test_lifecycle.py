@@ -114,9 +114,11 @@ def test_cli_runs_prints_and_stops(tmp_path: Path, http: httpx.Client, signum: i
                 break
         text = "".join(lines)
         match = re.search(r"publisher and aggregator on (http://127\.0\.0\.1:(\d+))", text)
-        graphql = re.search(r"Sui GraphQL on (http://127\.0\.0\.1:(\d+)/graphql)", text)
-        faucet = re.search(r"faucet on (\S+/v2/gas) \(SUI\) and (\S+/v2/wal) \(WAL\)", text)
-        assert match and graphql and faucet, text
+        graphql = re.search(r"Sui GraphQL: +(http://127\.0\.0\.1:(\d+)/graphql)\n", text)
+        sui = re.search(r"faucet \(SUI\): +(\S+/v2/gas)\n", text)
+        wal = re.search(r"faucet \(WAL\): +(\S+/v2/wal)\n", text)
+        assert match and graphql and sui and wal, text
+        assert len(re.findall(r"on http://", text)) == 1  # scripts find the publisher by it
         assert "4 storage nodes" in text and str(tmp_path / "dn") in text
         assert "60 s per epoch" in text
         url = match[1]
@@ -124,11 +126,11 @@ def test_cli_runs_prints_and_stops(tmp_path: Path, http: httpx.Client, signum: i
         info = probe_devnet(int(match[2]))
         assert info is not None and probe_devnet(int(graphql[2])) == info
         assert (info.publisher_url, info.graphql_url) == (url, graphql[1])
-        assert (info.faucet_url, info.wal_faucet_url) == (faucet[1], faucet[2])
+        assert (info.faucet_url, info.wal_faucet_url) == (sui[1], wal[1])
         assert info.pid == process.pid and info.directory == tmp_path / "dn"
         # Fund an address from the HTTP faucet and store a blob it owns.
         owner = "0x" + os.urandom(32).hex()
-        granted = http.post(faucet[2], json={"FixedAmountRequest": {"recipient": owner}})
+        granted = http.post(wal[1], json={"FixedAmountRequest": {"recipient": owner}})
         assert granted.status_code == 201
         blob = store(http, url, b"hello", f"?send_object_to={owner}")["newlyCreated"]
         assert http.get(f"{url}/v1/blobs/{blob['blobObject']['blobId']}").content == b"hello"

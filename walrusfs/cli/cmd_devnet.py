@@ -41,8 +41,7 @@ examples:
   walrusfs devnet
   walrusfs devnet --dir /tmp/devnet --nodes 4 --epoch-seconds 60 --port 0
   curl -X PUT --data-binary @file "http://127.0.0.1:31415/v1/blobs?epochs=5"
-  curl -X POST -H 'content-type: application/json' \
-       -d '{"FixedAmountRequest": {"recipient": "0xADDRESS"}}' http://127.0.0.1:31416/v2/wal
+  curl -d '{"FixedAmountRequest": {"recipient": "0xADDRESS"}}' http://127.0.0.1:31416/v2/wal
   curl http://127.0.0.1:31416/v1/network
 """
 
@@ -161,9 +160,11 @@ async def _serve(config: DevnetConfig) -> None:
             params = registry.params()
             balance = registry.balance(info.publisher_address) / FROST_PER_WAL
             print(f"walrusfs devnet: publisher and aggregator on {info.publisher_url}")
-            print(f"  Sui GraphQL on {info.graphql_url}")
-            print(f"  faucet on {info.faucet_url} (SUI) and {info.wal_faucet_url} (WAL)")
-            print(f"  network info on {info.ledger_url}/v1/network")
+            # The first line is the only "on http://" one: scripts look for it.
+            print(f"  Sui GraphQL:   {info.graphql_url}")
+            print(f"  faucet (SUI):  {info.faucet_url}")
+            print(f"  faucet (WAL):  {info.wal_faucet_url}")
+            print(f"  network info:  {info.ledger_url}/v1/network")
             print(
                 f"  {info.n_shards} storage nodes (any {info.k} shares rebuild a blob, "
                 f"{info.quorum} confirmations certify one)"
