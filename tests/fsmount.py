@@ -57,6 +57,9 @@ class FsUnderTest:
         self.mnt.mkdir(parents=True, exist_ok=True)
 
     def mkfs(self, *args: str) -> None:
+        """A filesystem kept only in its directory, unless `args` name a network."""
+        if not any(a.startswith("--network") for a in args):
+            args = ("--network", "none", *args)
         command("mkfs.walrusfs", *args, str(self.dir))
 
     def mount(self, *options: str) -> None:

@@ -47,6 +47,7 @@ def test_mkfs_errors(tmp_path: Path) -> None:
     full = tmp_path / "full"
     full.mkdir()
     (full / "x").write_text("x")
+    # Checked before anything else: no passphrase is asked for a directory that cannot do.
     one_line_error(command("mkfs.walrusfs", str(full), check=False), "not empty")
     one_line_error(
         command("mkfs.walrusfs", "--block-size", "3000", str(tmp_path / "bs"), check=False),
@@ -56,8 +57,12 @@ def test_mkfs_errors(tmp_path: Path) -> None:
         command("mkfs.walrusfs", "--block-size", "lots", str(tmp_path / "bs"), check=False),
         "not a size",
     )
-    command("mkfs.walrusfs", str(tmp_path / "ok"))
+    command("mkfs.walrusfs", "--network", "none", str(tmp_path / "ok"))
     one_line_error(command("mkfs.walrusfs", str(tmp_path / "ok"), check=False), "already holds")
+    one_line_error(
+        command("mkfs.walrusfs", "--network", "moon", str(tmp_path / "n"), check=False),
+        "unknown network",
+    )
     assert os.stat(tmp_path / "ok").st_mode & 0o777 == 0o700
     assert os.stat(tmp_path / "ok" / "meta.db").st_mode & 0o777 == 0o600
 

@@ -522,7 +522,9 @@ class BlockCache:
 
             data = await trio.to_thread.run_sync(work)
         except FileNotFoundError:
-            return None
+            # The cache file of a dirty block is gone (removed by hand?): its data is lost.
+            log.error("the cache file of inode %d is missing; block %d reads as zeros", ino, blockno)
+            data = b""
         finally:
             self.busy.discard(key)
         if self.last_write.get(key, 0) != seq:

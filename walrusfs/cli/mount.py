@@ -14,12 +14,22 @@ import logging.handlers
 import os
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import trio
 
 from walrusfs.cli.common import UsageError, make_parser, run, setup_logging
+from walrusfs.cli.netopts import (
+    add_network_options,
+    add_wallet_options,
+    network_from_args,
+    wallet_key_from_args,
+)
+from walrusfs.cli.passphrase import add_passphrase_options, passphrase_from_args
 from walrusfs.errors import WalrusfsError
-from walrusfs.fs import daemon, mounts
+from walrusfs.fs import config as fsconfig
+from walrusfs.fs import daemon, filesystem, mounts, provision
+from walrusfs.fs.config import Network
 from walrusfs.fs.filesystem import Filesystem
 
 log = logging.getLogger(__name__)
@@ -43,7 +53,14 @@ mount options (-o, comma-separated):
   ro                 mount read-only
   allow_other        let users other than the mounting one access the filesystem
   allow_root         let root access a filesystem mounted by another user
-  commit=SECONDS     seconds between commits of the metadata (default 1)
+  commit=SECONDS     seconds between local commits of the metadata (default 1)
+  takeover           become the filesystem's writer although the anchor names another
+                     read-write mount (only when that mount is gone for good)
+  snapshot=SEQ       mount commit SEQ of the filesystem in SOURCE, read-only, beside a
+                     read-write mount of it
+  anchor=OBJECT_ID   SOURCE is empty: rebuild the filesystem there from this anchor
+  wallet=FILE        the Sui private key for anchor= (suiprivkey1... or base64)
+  passphrase_file=FILE  read the passphrase from FILE (mode 0600)
   foreground         stay in the foreground (same as --foreground)
   log=FILE           log to FILE (default: DIR/mount.log when detached)
   debug              log debugging messages
@@ -79,6 +96,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--foreground", action="store_true", help="stay in the foreground instead of detaching"
     )
+    parser.add_argument(
+        "--anchor", metavar="OBJECT_ID",
+        help="rebuild the filesystem into an empty SOURCE from this anchor",
+    )  # fmt: skip
+    add_network_options(parser)
+    add_wallet_options(parser)
+    add_passphrase_options(parser)
     # What mount(8) passes to helpers: sloppy, fake, no-mtab, verbose, and the type.
     parser.add_argument("-s", dest="sloppy", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("-f", dest="fake", action="store_true", help=argparse.SUPPRESS)
@@ -90,8 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.MountOptions:
-    read_only = allow_other = allow_root = debug_fuse = False
+    read_only = allow_other = allow_root = debug_fuse = takeover = False
     writeback = True
+    args.snapshot = None
     commit = 1.0
     flags: set[str] = set()
     for item in ",".join(items).split(","):
@@ -115,6 +140,20 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
             writeback = opt == "writeback_cache"
         elif name == "log" and value:
             args.log = value
+        elif opt == "takeover":
+            takeover = True
+        elif name == "snapshot" and value:
+            try:
+                args.snapshot = int(value)
+            except ValueError:
+                raise UsageError(f"snapshot= takes a commit number, not {value!r}") from None
+            read_only = True
+        elif name == "anchor" and value:
+            args.anchor = value
+        elif name == "wallet" and value:
+            args.wallet_key = value
+        elif name == "passphrase_file" and value:
+            args.passphrase_file = value
         elif name == "commit" and value:
             try:
                 commit = float(value)
@@ -134,6 +173,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
         commit_interval=commit,
         debug_fuse=debug_fuse,
         writeback_cache=writeback,
+        takeover=takeover,
     )
 
 
@@ -160,20 +200,61 @@ def check_mountpoint(path: str) -> str:
     return path
 
 
-def _open(source: str) -> Filesystem:
-    return Filesystem(source)
+@dataclass(frozen=True)
+class Plan:
+    """What the daemon does before it mounts: which directory, rebuilt from where."""
+
+    directory: str
+    passphrase: bytes | None = None
+    # Rebuild `directory` from the network first: (network, anchor, wallet key or the
+    # directory of a wallet to copy, commit or None for the head).
+    restore: tuple[Network, str, str | None, str | None, int | None] | None = None
 
 
-def serve(
-    source: str, mountpoint: str, opts: daemon.MountOptions, notify: _Notifier | None
-) -> None:
-    fs = _open(source)
+def plan(args: argparse.Namespace, source: str) -> Plan:
+    """Decide, before forking (the passphrase may need a terminal), what to mount."""
+    if args.snapshot is not None:
+        if not filesystem.is_filesystem(source):
+            raise WalrusfsError(f"{source} is not a walrusfs filesystem")
+        cfg = fsconfig.load(source)
+        if cfg.network is None or cfg.anchor is None:
+            raise WalrusfsError("snapshots need a filesystem on a network")
+        directory = os.path.join(source, "snapshots", str(args.snapshot))
+        passphrase = passphrase_from_args(args)
+        if filesystem.is_filesystem(directory):
+            return Plan(directory, passphrase)
+        wallet = os.path.join(source, fsconfig.WALLET_DIR)
+        return Plan(directory, passphrase, (cfg.network, cfg.anchor, None, wallet, args.snapshot))
+    if not filesystem.is_filesystem(source) and args.anchor:
+        network = network_from_args(args)
+        if network is None:
+            raise UsageError("anchor= needs a network")
+        key = wallet_key_from_args(args)
+        if key is None:
+            raise UsageError("anchor= needs the wallet's key (-o wallet=FILE or --wallet-key FILE)")
+        return Plan(source, passphrase_from_args(args), (network, args.anchor, key, None, None))
+    if filesystem.is_filesystem(source) and fsconfig.load(source).network is not None:
+        return Plan(source, passphrase_from_args(args))
+    return Plan(source)
+
+
+def serve(plan: Plan, mountpoint: str, opts: daemon.MountOptions, notify: _Notifier | None) -> None:
+    if plan.restore is not None:
+        network, anchor, key, wallet_dir, seq = plan.restore
+        assert plan.passphrase is not None
+        trio.run(
+            lambda: provision.restore(
+                plan.directory, network, anchor, plan.passphrase or b"",
+                wallet_key=key, wallet_dir=wallet_dir, seq=seq,
+            )
+        )  # fmt: skip
+    fs = Filesystem(plan.directory)
 
     def ready() -> None:
         if notify is not None:
             notify.ok()
 
-    trio.run(daemon.run, fs, mountpoint, opts, ready)
+    trio.run(lambda: daemon.run(fs, mountpoint, opts, ready, passphrase=plan.passphrase))
 
 
 class _Notifier:
@@ -199,7 +280,7 @@ class _Notifier:
 
 
 def _detach(
-    source: str, mountpoint: str, opts: daemon.MountOptions, args: argparse.Namespace
+    the_plan: Plan, mountpoint: str, opts: daemon.MountOptions, args: argparse.Namespace
 ) -> int:
     read_fd, write_fd = os.pipe()
     pid = os.fork()
@@ -227,8 +308,8 @@ def _detach(
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.close(null)
-        _daemon_logging(args, source)
-        serve(source, mountpoint, opts, notifier)
+        _daemon_logging(args, the_plan.directory)
+        serve(the_plan, mountpoint, opts, notifier)
     except WalrusfsError as exc:
         log.error("%s", exc)
         notifier.fail(str(exc))
@@ -243,9 +324,10 @@ def _detach(
         os._exit(code)
 
 
-def _daemon_logging(args: argparse.Namespace, source: str) -> None:
+def _daemon_logging(args: argparse.Namespace, directory: str) -> None:
     if not args.log:
-        args.log = os.path.join(os.path.abspath(source), "mount.log")
+        log_dir = directory if os.path.isdir(directory) else os.path.dirname(directory)
+        args.log = os.path.join(os.path.abspath(log_dir), "mount.log")
     setup_logging(args, stderr=False)
 
 
@@ -258,10 +340,11 @@ def _main(argv: Sequence[str]) -> int:
     source = os.path.abspath(args.source)
     mountpoint = check_mountpoint(args.mountpoint)
     os.umask(0o077)
+    the_plan = plan(args, source)
     if args.foreground:
-        serve(source, mountpoint, opts, None)
+        serve(the_plan, mountpoint, opts, None)
         return 0
-    return _detach(source, mountpoint, opts, args)
+    return _detach(the_plan, mountpoint, opts, args)
 
 
 def main() -> None:

@@ -16,13 +16,25 @@ import os
 import signal
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import pyfuse3
 import trio
 
-from walrusfs.fs import mounts
+from walrusfs.cache.gate import WriteGate
+from walrusfs.cache.uploader import CachePolicy, ChunkFetcher, Uploader
+from walrusfs.crypto import Keys
+from walrusfs.errors import WalrusfsError
+from walrusfs.fs import mounts, provision
+from walrusfs.fs.committer import Committer, record_commit
+from walrusfs.fs.control import ControlError
+from walrusfs.fs.control import serve as control_serve
 from walrusfs.fs.filesystem import Filesystem
 from walrusfs.fs.operations import Operations
+from walrusfs.fs.remote import Remote, connect
+from walrusfs.meta import delta
+from walrusfs.meta.schema import BLOCK_DIRTY
+from walrusfs.meta.tree import now_ns
 
 log = logging.getLogger(__name__)
 
@@ -52,6 +64,8 @@ class MountOptions:
     debug_fuse: bool = False
     fsname: str | None = None
     writeback_cache: bool = True
+    # Become the writer even though the anchor names another (a mount gone for good).
+    takeover: bool = False
 
 
 def fuse_options(fs: Filesystem, opts: MountOptions) -> set[str]:
@@ -100,51 +114,206 @@ async def _watch_signals(stop: Callable[[], None]) -> None:
             return
 
 
+@dataclass
+class Services:
+    """What a mount with a network runs besides FUSE."""
+
+    remote: Remote
+    keys: Keys
+    gate: WriteGate
+    uploader: Uploader
+    committer: Committer | None
+    fetcher: ChunkFetcher
+
+
+async def start_services(
+    fs: Filesystem,
+    remote: Remote,
+    opts: MountOptions,
+    passphrase: bytes,
+    on_lost: Callable[[str], None],
+) -> Services:
+    """Unlock, check the anchor against the cache, and become the writer (unless ro)."""
+    cfg = fs.config
+    assert cfg.anchor is not None
+    ops = remote.anchor_ops(cfg.anchor)
+    view = await ops.read()
+    keys, _ = await provision.unlock(fs.directory, remote, view, passphrase)
+    local = int(fs.db.value("SELECT COALESCE(MAX(seq), 0) FROM commits"))
+    head = view.head.seq if view.head else 0
+    me = provision.writer_id(fs)
+    if head > local:
+        if head == local + 1 and view.writer.split()[:1] == me.split()[:1]:
+            # We anchored commit `head` and crashed before recording it.
+            assert view.head is not None
+            record_commit(fs.db, view.head, None, 0, "delta", 0, 0, now_ns())
+            log.warning("recorded commit %d, anchored before the last mount ended", head)
+        elif not opts.read_only:
+            raise WalrusfsError(
+                f"the filesystem moved on since this cache last committed (its head is"
+                f" commit {head}, this cache has {local}): mount read-only, or move"
+                f" {fs.directory} away and mount from the anchor"
+            )
+    delta.reset_captures(fs.db)
+    fs.db.commit()
+    gate = WriteGate(cfg.dirty_limit)
+    policy = CachePolicy(
+        upload_delay=cfg.upload_delay,
+        pack_size=cfg.pack_size,
+        dirty_limit=cfg.dirty_limit,
+        cache_size=cfg.cache_size,
+    )
+    uploader = Uploader(fs.db, fs.cache, remote.blobs, keys, gate, policy)
+    committer = None
+    if not opts.read_only:
+        view = await ops.claim(view, me, takeover=opts.takeover)
+        committer = Committer(
+            fs.db, uploader, gate, ops, keys, view,
+            uuid=fs.uuid, tmpdir=fs.directory, on_lost=on_lost,
+        )  # fmt: skip
+    return Services(
+        remote, keys, gate, uploader, committer, ChunkFetcher(fs.db, remote.blobs, keys)
+    )
+
+
 async def run(
     fs: Filesystem,
     mountpoint: str,
     opts: MountOptions,
     ready: Callable[[], None] | None = None,
+    *,
+    passphrase: bytes | None = None,
 ) -> None:
     """Mount `fs` at `mountpoint` and serve it until unmounted. Closes `fs`."""
     clean = False
-    mounted = False
-    terminated = False
     try:
         if not fs.was_clean:
             report = fs.recover()
             log.warning("the last mount did not end cleanly; recovered: %s", report)
+        if fs.config.network is None:
+            clean = await _serve(fs, mountpoint, opts, ready, None)
+            return
+        if passphrase is None:
+            raise WalrusfsError("this filesystem needs its passphrase to mount")
+        async with connect(fs.directory, fs.config) as remote:
+            ops_box: list[Operations] = []
+
+            def lost(why: str) -> None:
+                for ops in ops_box:
+                    ops.read_only = True
+
+            services = await start_services(fs, remote, opts, passphrase, lost)
+            try:
+                clean = await _serve(fs, mountpoint, opts, ready, services, ops_box)
+            finally:
+                if services.committer is not None and services.committer.lost is None:
+                    with trio.CancelScope(shield=True):
+                        try:
+                            await services.committer.anchor.release(services.committer.view)
+                        except WalrusfsError as exc:
+                            log.error("could not release the anchor: %s", exc)
+    finally:
+        fs.close(clean=clean)
+
+
+async def _serve(
+    fs: Filesystem,
+    mountpoint: str,
+    opts: MountOptions,
+    ready: Callable[[], None] | None,
+    services: Services | None,
+    ops_box: list[Operations] | None = None,
+) -> bool:
+    """Run FUSE (and the services) until unmounted. True if everything ended cleanly."""
+    mounted = False
+    terminated = False
+    try:
         if not opts.read_only:
             await fs.mark_mounted()
         ops = Operations(
-            fs.db, fs.cache, read_only=opts.read_only, writeback_cache=opts.writeback_cache
+            fs.db,
+            fs.cache,
+            read_only=opts.read_only,
+            writeback_cache=opts.writeback_cache,
+            gate=services.gate if services and services.committer else None,
         )
+        if ops_box is not None:
+            ops_box.append(ops)
+        if services is not None:
+            fs.cache.fetcher = services.fetcher
         pyfuse3.init(ops, mountpoint, fuse_options(fs, opts))
         mounted = True
         tune_readahead(mountpoint)
-        if ready is not None:
-            ready()
 
         def stop() -> None:
             nonlocal terminated
             terminated = True
             pyfuse3.terminate()
 
+        async def control(request: dict[str, Any]) -> dict[str, Any]:
+            return await _control(fs, services, request)
+
         async with trio.open_nursery() as nursery:
             nursery.start_soon(_commit_periodically, fs, opts.commit_interval)
             nursery.start_soon(_checkpoint_periodically, fs)
             nursery.start_soon(_watch_signals, stop)
+            await nursery.start(control_serve, fs.directory, control)
+            committer = services.committer if services else None
+            if services is not None and committer is not None:
+                await nursery.start(services.uploader.run)
+                nursery.start_soon(committer.run, fs.config.commit_interval)
+            if ready is not None:
+                ready()
             await pyfuse3.main()
+            ops.forget_all()
+            if committer is not None and committer.lost is None:
+                await committer.commit()
             nursery.cancel_scope.cancel()
-        ops.forget_all()
         fs.db.commit()
         await trio.to_thread.run_sync(syncfs, fs.cache.directory)
-        clean = not opts.read_only
+        return not opts.read_only
     finally:
         if mounted:
             # After the kernel unmounted us there is nothing left to unmount.
             pyfuse3.close(unmount=terminated)
-        fs.close(clean=clean)
+
+
+async def _control(
+    fs: Filesystem, services: Services | None, request: dict[str, Any]
+) -> dict[str, Any]:
+    op = request.get("op")
+    if op == "flush":
+        if services is None or services.committer is None:
+            await fs.db.durable()
+            await trio.to_thread.run_sync(syncfs, fs.cache.directory)
+            return {"ok": True, "committed": False, "local": True}
+        result = await services.committer.commit()
+        head = services.committer.head
+        return {
+            "ok": True,
+            "committed": result is not None,
+            "seq": head.seq if head else None,
+            "blob_id": head.blob_id if head else None,
+        }
+    if op == "status":
+        reply: dict[str, Any] = {"ok": True, "directory": fs.directory}
+        if services is not None:
+            up = services.uploader
+            reply.update(
+                dirty_bytes=fs.cache.local_bytes(BLOCK_DIRTY),
+                cached_bytes=fs.cache.local_bytes(),
+                packs_stored=up.stored_packs,
+                bytes_stored=up.stored_bytes,
+                cost_frost=up.cost,
+                offline=services.remote.blobs.offline,
+                failing=up.failing,
+                head=services.committer.head.seq
+                if services.committer and services.committer.head
+                else None,
+                lost=services.committer.lost if services.committer else None,
+            )
+        return reply
+    raise ControlError(f"unknown request {op!r}")
 
 
 def tune_readahead(mountpoint: str, kib: int = 1024) -> None:

@@ -19,6 +19,7 @@ import uuid
 
 from walrusfs.cache.blockcache import BlockCache
 from walrusfs.errors import WalrusfsError
+from walrusfs.fs import config as fsconfig
 from walrusfs.meta.db import DamagedDatabase, Database
 from walrusfs.meta.schema import SCHEMA, SCHEMA_VERSION
 from walrusfs.meta.tree import Tree, now_ns
@@ -73,6 +74,19 @@ def create(
     """Create an empty filesystem in `directory` (which must be absent or empty)."""
     check_block_size(block_size)
     directory = os.path.abspath(directory)
+    check_new_directory(directory)
+    fs_id = str(uuid.uuid4())
+    root = (
+        os.getuid() if uid is None else uid,
+        os.getgid() if gid is None else gid,
+        root_mode,
+    )
+    initialize(directory, block_size=block_size, fs_uuid=fs_id, root=root)
+    return fs_id
+
+
+def check_new_directory(directory: str) -> None:
+    """Refuse a directory a new filesystem cannot go into."""
     if os.path.exists(directory):
         if not os.path.isdir(directory):
             raise FilesystemError(f"{directory} exists and is not a directory")
@@ -80,23 +94,37 @@ def create(
             if is_filesystem(directory):
                 raise FilesystemError(f"{directory} already holds a walrusfs filesystem")
             raise FilesystemError(f"{directory} is not empty")
+
+
+def initialize(
+    directory: str,
+    *,
+    block_size: int,
+    fs_uuid: str,
+    root: tuple[int, int, int] | None,
+) -> None:
+    """Create the metadata database and the cache in `directory`, with a root directory
+    (uid, gid, mode) or without one (a restore brings its own)."""
+    check_block_size(block_size)
     try:
         os.makedirs(directory, mode=0o700, exist_ok=True)
         os.chmod(directory, 0o700)
         BlockCache.prepare(cache_path(directory))
         tmp = db_path(directory) + ".new"
+        for leftover in (tmp, tmp + "-wal", tmp + "-shm"):
+            if os.path.exists(leftover):
+                os.unlink(leftover)
         db = Database(tmp, create=True)
         db.script(SCHEMA)
-        Tree.make_root(
-            db, os.getuid() if uid is None else uid, os.getgid() if gid is None else gid, root_mode
-        )
-        fs_id = str(uuid.uuid4())
+        if root is not None:
+            Tree.make_root(db, *root)
         for key, value in (
             ("schema_version", SCHEMA_VERSION),
             ("block_size", block_size),
-            ("uuid", fs_id),
+            ("uuid", fs_uuid),
             ("created_ns", now_ns()),
             ("clean_unmount", 1),
+            ("writer_id", str(uuid.uuid4())),
         ):
             db.set_setting(key, value)
         db.close()
@@ -105,7 +133,6 @@ def create(
         _fsync_dir(directory)
     except OSError as exc:
         raise FilesystemError(f"cannot create a filesystem in {directory}: {exc.strerror}") from exc
-    return fs_id
 
 
 def _fsync_dir(path: str) -> None:
@@ -178,6 +205,7 @@ class Filesystem:
             raise
         self.block_size = int(self.db.get_setting("block_size"))
         self.uuid = str(self.db.get_setting("uuid"))
+        self.config = fsconfig.load(self.directory)
         self.cache = BlockCache(self.db, cache_path(self.directory), self.block_size)
 
     def _check(self) -> None:

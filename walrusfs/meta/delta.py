@@ -125,12 +125,15 @@ def capture_delta(db: Database, seq: int, header: Mapping[str, Any], tmpdir: str
         _unlink(path)
 
 
-def capture_snapshot(db: Database, header: Mapping[str, Any], tmpdir: str) -> Captured:
-    """Every shared row. Pending changes stay pending: they are in the snapshot anyway, and
-    the next delta simply carries them again."""
+def capture_snapshot(
+    db: Database, seq: int, header: Mapping[str, Any], tmpdir: str
+) -> Captured:
+    """Every shared row. Pending changes are marked as captured by `seq`, like a delta's:
+    the snapshot carries them."""
     path = _new_file(tmpdir)
     try:
         with db.attached(path, "out"):
+            db.execute("UPDATE changes SET seq = ? WHERE seq IS NULL", (seq,))
             rows = 0
             for table in SHARED_TABLES:
                 rows += db.execute(f"INSERT INTO out.{table} SELECT * FROM main.{table}").rowcount
