@@ -117,7 +117,7 @@ async def test_a_stored_blob_is_an_object_of_its_owner_on_chain(
     assert created["cost"] == state.write_price_per_unit * state.storage_units(
         seen.storage_size
     ) + 5 * state.extension_price(seen.storage_size, 1)
-    assert before.sui == after.sui  # the publisher pays the gas of certification
+    assert before.sui == after.sui  # certification costs the owner no gas
     rec = chain_devnet.ledger.get_blob(blob["id"])
     assert rec is not None and rec.owner == wallet.address
 
