@@ -198,3 +198,14 @@ def wallet_address(directory: Path) -> str:
         return str(group["using_address"])
     except (OSError, ValueError, KeyError, StopIteration) as exc:
         raise ChainConfigError(f"no usable wallet in {directory}: {exc}") from None
+
+
+def wallet_key(directory: Path) -> str:
+    """The private key of the wallet in `directory`, in the form key_from_text reads (to
+    back it up, or to mount the filesystem on another machine)."""
+    try:
+        doc = json.loads((directory / CONFIG_FILE).read_text("utf-8"))
+        group = next(g for g in doc["groups"] if g["group_name"] == GROUP)
+        return str(group["key_list"][0]["private_key_base64"])
+    except (OSError, ValueError, KeyError, IndexError, StopIteration) as exc:
+        raise ChainConfigError(f"no usable wallet in {directory}: {exc}") from None

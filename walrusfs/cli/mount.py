@@ -232,6 +232,8 @@ def plan(args: argparse.Namespace, source: str) -> Plan:
         key = wallet_key_from_args(args)
         if key is None:
             raise UsageError("anchor= needs the wallet's key (-o wallet=FILE or --wallet-key FILE)")
+        filesystem.check_new_directory(source)
+        os.makedirs(source, mode=0o700, exist_ok=True)
         return Plan(source, passphrase_from_args(args), (network, args.anchor, key, None, None))
     if filesystem.is_filesystem(source) and fsconfig.load(source).network is not None:
         return Plan(source, passphrase_from_args(args))

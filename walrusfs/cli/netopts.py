@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from walrusfs.cli.common import UsageError
+from walrusfs.devnet.info import probe_devnet
 from walrusfs.fs.config import DEVNET_PORT, Network
 
 
@@ -44,7 +46,18 @@ def network_from_args(args: argparse.Namespace) -> Network | None:
         return None
     if name == "devnet":
         directory = None if args.no_embedded_devnet else (args.devnet_dir or default_devnet_dir())
-        net = Network.devnet(port=args.devnet_port, directory=directory)
+        port = args.devnet_port
+        if args.publisher:
+            port = urlsplit(args.publisher[0]).port or port
+        net = Network.devnet(port=port, directory=directory)
+        # A devnet that runs says where its ledger and faucet are.
+        info = probe_devnet(port)
+        if info is not None:
+            net = Network(
+                net.name, (info.publisher_url,), (info.aggregator_url,),
+                {"graphql_url": info.graphql_url, "faucet_url": info.faucet_url},
+                directory,
+            )  # fmt: skip
     elif name in ("testnet", "mainnet"):
         if not args.publisher:
             raise UsageError(f"--network {name} needs --publisher URL (a walrus daemon of yours)")

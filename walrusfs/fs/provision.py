@@ -169,7 +169,8 @@ async def restore(
 ) -> Head:
     """Rebuild a filesystem directory from the anchor (up to commit `seq`, or the head).
     The wallet is made from `wallet_key`, or copied from `wallet_dir`."""
-    if os.path.exists(directory) and os.listdir(directory):
+    # The daemon's own log may already be there.
+    if os.path.exists(directory) and set(os.listdir(directory)) - {"mount.log"}:
         raise ProvisionError(f"{directory} is not empty")
     os.makedirs(directory, mode=0o700, exist_ok=True)
     os.chmod(directory, 0o700)
@@ -211,5 +212,9 @@ async def restore(
             log.info("restored commit %d from %s", head.seq, anchor_id)
             return head
     except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)
+        # Leave nothing half restored (but the log that says why).
+        for name in os.listdir(directory):
+            if name != "mount.log":
+                path = os.path.join(directory, name)
+                shutil.rmtree(path) if os.path.isdir(path) else os.unlink(path)
         raise
