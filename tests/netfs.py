@@ -60,11 +60,14 @@ class NetFs(FsUnderTest):
             command("walrusfs", "wallet", str(self.dir), "--export-key", str(path))
         return path
 
-    def restore_into(self, other: FsUnderTest, *options: str, check: bool = True):
+    def restore_into(
+        self, other: FsUnderTest, *options: str, check: bool = True, aggregator: str | None = None
+    ):
         """Mount the filesystem from its anchor alone into `other`'s (empty) directory."""
         opts = ["-o", ",".join(options)] if options else []
+        extra = ["--aggregator", aggregator] if aggregator else []
         proc = command(
-            "mount.walrusfs", *self.net_args, "--anchor", self.anchor,
+            "mount.walrusfs", *self.net_args, *extra, "--anchor", self.anchor,
             "--wallet-key", str(self.export_key()), "--passphrase-file", str(self.pp),
             *opts, str(other.dir), str(other.mnt), check=check,
         )  # fmt: skip

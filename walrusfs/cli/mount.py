@@ -224,6 +224,7 @@ def plan(args: argparse.Namespace, source: str) -> Plan:
         if filesystem.is_filesystem(directory):
             return Plan(directory, passphrase)
         wallet = os.path.join(source, fsconfig.WALLET_DIR)
+        os.makedirs(directory, mode=0o700, exist_ok=True)
         return Plan(directory, passphrase, (cfg.network, cfg.anchor, None, wallet, args.snapshot))
     if not filesystem.is_filesystem(source) and args.anchor:
         network = network_from_args(args)
