@@ -62,8 +62,9 @@ _FALLOC_FL_KEEP_SIZE = 0x01
 _FALLOC_FL_PUNCH_HOLE = 0x02
 
 Key = tuple[int, int]
-# Fetches the plaintext of the chunk with the given row id (store + crypto, set at mount).
-Fetcher = Callable[[int], Awaitable[bytes]]
+# Fetches the plaintext of the chunk with the given row id (store + crypto, set at mount),
+# and maybe of chunks after it in its pack: {chunk row id: plaintext}.
+Fetcher = Callable[[int], Awaitable[dict[int, bytes]]]
 
 
 def punch_hole(fd: int, offset: int, length: int) -> None:
@@ -250,7 +251,7 @@ class BlockCache:
         self.busy.add(key)
         try:
             try:
-                data = await self.fetcher(row[1])
+                got = await self.fetcher(row[1])
             except Exception as exc:
                 log.error("cannot fetch block %d of inode %d: %s", blockno, cf.inode, exc)
                 raise FsError(errno.EIO) from exc
@@ -258,34 +259,66 @@ class BlockCache:
             now = self.db.row(
                 "SELECT state, chunk FROM blocks WHERE inode = ? AND blockno = ?", key
             )
-            if now is None or now[0] != BLOCK_REMOTE or now[1] != row[1]:
-                return
-            size = self.db.value("SELECT size FROM inodes WHERE id = ?", (cf.inode,), 0)
-            start = blockno * self.block_size
-            data = data[: max(0, size - start)]
-            with self.db.operation():
-                if cf.inline:
-                    cur = self._inline_bytes(cf.inode, size)
-                    new = cur[:start] + data + cur[start + len(data) :]
-                    self.db.execute(
-                        "INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?, ?)",
-                        (cf.inode, new[:size]),
-                    )
-                else:
-                    try:
-                        written = os.pwrite(cf.fd, data, start)
-                    except OSError as exc:
-                        raise _os_error(exc) from exc
-                    if written != len(data):
-                        raise FsError(errno.ENOSPC)
-                self.db.execute(
-                    "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ?",
-                    (BLOCK_CLEAN, cf.inode, blockno),
-                )
+            if now is not None and now[0] == BLOCK_REMOTE and now[1] == row[1]:
+                self._store_fetched(cf.inode, blockno, got.pop(row[1]), cf)
         finally:
             self.busy.discard(key)
             del self._fetching[key]
             event.set()
+        for chunk, data in got.items():
+            self._adopt(chunk, data)
+
+    def _adopt(self, chunk: int, data: bytes) -> None:
+        """Put a chunk that was fetched ahead into the remote blocks that name it."""
+        for ino, blockno in list(
+            self.db.rows(
+                "SELECT inode, blockno FROM blocks WHERE chunk = ? AND state = ?",
+                (chunk, BLOCK_REMOTE),
+            )
+        ):
+            key = (ino, blockno)
+            if key in self.busy or key in self._fetching:
+                continue
+            try:
+                self._store_fetched(ino, blockno, data, self.files.get(ino))
+            except FsError as exc:
+                log.warning("cannot keep a chunk fetched ahead: %s", exc)
+
+    def _store_fetched(self, ino: int, blockno: int, data: bytes, cf: CacheFile | None) -> None:
+        """Write a fetched block into the cache and mark it clean."""
+        size = self.db.value("SELECT size FROM inodes WHERE id = ?", (ino,), 0)
+        start = blockno * self.block_size
+        data = data[: max(0, size - start)]
+        if cf is not None:
+            inline = cf.inline
+        else:
+            inline = self._has_inline_row(ino) or (
+                size <= self.inline_max and not os.path.exists(self.path(ino))
+            )
+        with self.db.operation():
+            if inline:
+                cur = self._inline_bytes(ino, size)
+                new = cur[:start] + data + cur[start + len(data) :]
+                self.db.execute(
+                    "INSERT OR REPLACE INTO inline_data (inode, data) VALUES (?, ?)",
+                    (ino, new[:size]),
+                )
+            else:
+                try:
+                    fd = cf.fd if cf is not None else self._open_fd(ino, size)[0]
+                    try:
+                        written = os.pwrite(fd, data, start)
+                    finally:
+                        if cf is None:
+                            os.close(fd)
+                except OSError as exc:
+                    raise _os_error(exc) from exc
+                if written != len(data):
+                    raise FsError(errno.ENOSPC)
+            self.db.execute(
+                "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ? AND state = ?",
+                (BLOCK_CLEAN, ino, blockno, BLOCK_REMOTE),
+            )
 
     # -- data -----------------------------------------------------------------------------
 
@@ -523,7 +556,9 @@ class BlockCache:
             data = await trio.to_thread.run_sync(work)
         except FileNotFoundError:
             # The cache file of a dirty block is gone (removed by hand?): its data is lost.
-            log.error("the cache file of inode %d is missing; block %d reads as zeros", ino, blockno)
+            log.error(
+                "the cache file of inode %d is missing; block %d reads as zeros", ino, blockno
+            )
             data = b""
         finally:
             self.busy.discard(key)

@@ -125,9 +125,7 @@ def capture_delta(db: Database, seq: int, header: Mapping[str, Any], tmpdir: str
         _unlink(path)
 
 
-def capture_snapshot(
-    db: Database, seq: int, header: Mapping[str, Any], tmpdir: str
-) -> Captured:
+def capture_snapshot(db: Database, seq: int, header: Mapping[str, Any], tmpdir: str) -> Captured:
     """Every shared row. Pending changes are marked as captured by `seq`, like a delta's:
     the snapshot carries them."""
     path = _new_file(tmpdir)

@@ -113,6 +113,8 @@ CREATE TABLE blocks (
 ) STRICT, WITHOUT ROWID;
 -- Serves the uploader, which looks for dirty blocks.
 CREATE INDEX blocks_by_state ON blocks(state) WHERE state = 1;
+-- Serves readahead within a pack: which remote blocks a chunk would fill.
+CREATE INDEX blocks_by_chunk ON blocks(chunk) WHERE chunk IS NOT NULL;
 
 -- Chunks: the sealed, content-named pieces file data is stored as. A block's chunk is named
 -- by a keyed BLAKE2b of its plaintext, so identical blocks anywhere share one chunk, and the
