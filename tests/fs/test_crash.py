@@ -112,7 +112,7 @@ def test_sigkill_during_fsynced_writes_loses_nothing(fs: FsUnderTest, tmp_path: 
 
 def test_unfsynced_garbage_past_the_end_does_not_reappear(fs: FsUnderTest) -> None:
     """A crash between writing data and recording it must not resurrect stale bytes."""
-    fs.remount("commit=60")  # no group commit between the write and the kill
+    fs.remount("dbcommit=60")  # no group commit between the write and the kill
     p = fs.mnt / "f"
     with open(p, "wb") as f:
         f.write(b"A" * 10)

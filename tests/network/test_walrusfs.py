@@ -295,3 +295,34 @@ def test_a_mount_whose_head_moved_stops_writing(netfs: NetFs, tmp_path: Path) ->
     assert e.value.errno == 30  # EROFS
     assert (netfs.mnt / "c").read_bytes() == b"3"  # kept locally
     assert "stops writing" in netfs.log()
+
+
+def test_changing_the_passphrase_rewraps_the_key_and_touches_no_data(
+    netfs: NetFs, tmp_path: Path
+) -> None:
+    (netfs.mnt / "f").write_bytes(b"kept")
+    netfs.flush()
+    new = tmp_path / "new-passphrase"
+    fd = os.open(new, os.O_WRONLY | os.O_CREAT, 0o600)
+    os.write(fd, b"a much better passphrase\n")
+    os.close(fd)
+    packs = db_rows(netfs, "SELECT COUNT(*) FROM packs")[0][0]
+    # While mounted: through the daemon, which stays the writer.
+    command("walrusfs", "passphrase", "--passphrase-file", str(netfs.pp),
+            "--new-passphrase-file", str(new), str(netfs.mnt))  # fmt: skip
+    (netfs.mnt / "g").write_bytes(b"after")
+    netfs.flush()
+    netfs.umount()
+    assert db_rows(netfs, "SELECT COUNT(*) FROM packs WHERE kind = 'data'")[0][0] <= packs
+    proc = command("mount.walrusfs", "--passphrase-file", str(netfs.pp), str(netfs.dir),
+                   str(netfs.mnt), check=False)  # fmt: skip
+    assert "wrong passphrase" in proc.stderr
+    # Another machine, with the new passphrase.
+    netfs.pp.write_bytes(b"a much better passphrase\n")
+    fresh = FsUnderTest(tmp_path, name="fresh")
+    netfs.restore_into(fresh)
+    try:
+        assert (fresh.mnt / "f").read_bytes() == b"kept"
+        assert (fresh.mnt / "g").read_bytes() == b"after"
+    finally:
+        fresh.cleanup()

@@ -16,7 +16,7 @@ from walrusfs.cli.common import add_common_options, make_parser, run, setup_logg
 PROG = "walrusfs"
 
 # Subcommand modules, in the order --help lists them.
-SUBCOMMANDS = ["flush", "log", "wallet", "devnet"]
+SUBCOMMANDS = ["flush", "log", "passphrase", "wallet", "devnet"]
 
 
 def build_parser() -> argparse.ArgumentParser:

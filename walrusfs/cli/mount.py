@@ -53,7 +53,10 @@ mount options (-o, comma-separated):
   ro                 mount read-only
   allow_other        let users other than the mounting one access the filesystem
   allow_root         let root access a filesystem mounted by another user
-  commit=SECONDS     seconds between local commits of the metadata (default 1)
+  commit=SECONDS     seconds between commits to Walrus and Sui (default 300; walrusfs
+                     flush and unmount commit at once)
+  dbcommit=SECONDS   seconds between commits of the local database (default 1; fsync()
+                     commits at once)
   takeover           become the filesystem's writer although the anchor names another
                      read-write mount (only when that mount is gone for good)
   snapshot=SEQ       mount commit SEQ of the filesystem in SOURCE, read-only, beside a
@@ -118,6 +121,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
     writeback = True
     args.snapshot = None
     commit = 1.0
+    manifest_commit: float | None = None
     flags: set[str] = set()
     for item in ",".join(items).split(","):
         opt = item.strip()
@@ -154,13 +158,17 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
             args.wallet_key = value
         elif name == "passphrase_file" and value:
             args.passphrase_file = value
-        elif name == "commit" and value:
+        elif name in ("commit", "dbcommit") and value:
             try:
-                commit = float(value)
+                seconds = float(value)
             except ValueError:
-                raise UsageError(f"commit= takes seconds, not {value!r}") from None
-            if not 0 < commit <= 3600:
-                raise UsageError("commit= must be between 0 and 3600 seconds")
+                raise UsageError(f"{name}= takes seconds, not {value!r}") from None
+            if not 0 < seconds <= 86400:
+                raise UsageError(f"{name}= must be between 0 and 86400 seconds")
+            if name == "commit":
+                manifest_commit = seconds
+            else:
+                commit = seconds
         elif opt in _KERNEL_FLAGS:
             flags.add(opt)
         elif not args.sloppy:
@@ -171,6 +179,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
         allow_root=allow_root,
         kernel_flags=frozenset(flags),
         commit_interval=commit,
+        manifest_interval=manifest_commit,
         debug_fuse=debug_fuse,
         writeback_cache=writeback,
         takeover=takeover,

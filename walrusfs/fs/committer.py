@@ -143,7 +143,8 @@ class Committer:
         self.tmpdir = tmpdir
         self.on_lost = on_lost
         self.lost: str | None = None
-        self._lock = trio.Lock()
+        # Held while a commit (or anything else that moves the anchor) is under way.
+        self.lock = trio.Lock()
 
     @property
     def head(self) -> Head | None:
@@ -151,7 +152,7 @@ class Committer:
 
     async def commit(self, *, force: bool = False) -> CommitResult | None:
         """Commit what changed; None when nothing did (and not `force`)."""
-        async with self._lock:
+        async with self.lock:
             if self.lost is not None:
                 raise HeadMoved(self.lost)
             with trio.move_on_after(UNFROZEN_UPLOAD):

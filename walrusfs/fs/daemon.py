@@ -9,6 +9,7 @@ crash recovery.
 
 from __future__ import annotations
 
+import base64
 import ctypes
 import ctypes.util
 import logging
@@ -61,6 +62,8 @@ class MountOptions:
     kernel_flags: frozenset[str] = field(default_factory=frozenset)
     # Seconds between group commits of the metadata.
     commit_interval: float = 1.0
+    # Seconds between commits of the manifest (None: the filesystem's configured interval).
+    manifest_interval: float | None = None
     debug_fuse: bool = False
     fsname: str | None = None
     writeback_cache: bool = True
@@ -261,7 +264,9 @@ async def _serve(
             committer = services.committer if services else None
             if services is not None and committer is not None:
                 await nursery.start(services.uploader.run)
-                nursery.start_soon(committer.run, fs.config.commit_interval)
+                nursery.start_soon(
+                    committer.run, opts.manifest_interval or fs.config.commit_interval
+                )
             if ready is not None:
                 ready()
             await pyfuse3.main()
@@ -295,6 +300,16 @@ async def _control(
             "seq": head.seq if head else None,
             "blob_id": head.blob_id if head else None,
         }
+    if op == "passphrase":
+        if services is None or services.committer is None:
+            raise ControlError("the passphrase can change only on a read-write mount on a network")
+        committer = services.committer
+        async with committer.lock:
+            committer.view = await provision.change_passphrase(
+                fs.directory, services.remote, committer.view,
+                base64.b64decode(request["old"]), base64.b64decode(request["new"]),
+            )  # fmt: skip
+        return {"ok": True}
     if op == "status":
         reply: dict[str, Any] = {"ok": True, "directory": fs.directory}
         if services is not None:

@@ -157,6 +157,21 @@ async def unlock(
     return Keys.derive(master), master
 
 
+async def change_passphrase(
+    directory: str, remote: Remote, view: AnchorView, old: bytes, new: bytes
+) -> AnchorView:
+    """Re-wrap the master key under a new passphrase. Data is untouched: only the anchor's
+    `walrusfs.key` pair (the superblock blob cannot change) and the local key file."""
+    from walrusfs.crypto import rewrap
+
+    path = os.path.join(directory, fsconfig.KEY_FILE)
+    _, _ = await unlock(directory, remote, view, old)  # checks the old passphrase
+    wrapped = rewrap(read_key_file(path), old, new)
+    view = await remote.anchor_ops(view.anchor.object_id).set_wrapped_key(view, wrapped)  # type: ignore[attr-defined]
+    write_key_file(path, wrapped)
+    return view
+
+
 async def restore(
     directory: str,
     network: fsconfig.Network,

@@ -64,8 +64,9 @@ async def embedded_devnet(network: Network) -> AsyncIterator[None]:
     port = urlsplit(network.publishers[0]).port or 31415
     log.info("starting the embedded devnet in %s on port %d", network.embedded_devnet, port)
     config = DevnetConfig(directory=Path(network.embedded_devnet), port=port)
+    devnet = BackgroundDevnet(config)
     try:
-        devnet = await trio.to_thread.run_sync(BackgroundDevnet, config)
+        await trio.to_thread.run_sync(devnet.start)
     except Exception as exc:
         raise NetworkError(f"cannot start the embedded devnet: {exc}") from None
     try:
