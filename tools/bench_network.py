@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import random
 import shutil
@@ -27,6 +28,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
 from walrusfs.cli.common import parse_size  # noqa: E402
+from walrusfs.fs import control  # noqa: E402
 
 PASSPHRASE = b"benchmark passphrase"
 
@@ -104,9 +106,6 @@ def main() -> int:
                 fs.mkfs()
                 fs.mount()
                 write_new_data(fs.mnt, size)
-                status = tool("walrusfs", "log", str(fs.dir))  # the daemon is alive
-                from walrusfs.fs import control
-
                 dirty = control.request(str(fs.dir), {"op": "status"})["dirty_bytes"]
                 t = time.perf_counter()
                 fs.umount()
@@ -122,7 +121,7 @@ def main() -> int:
                 make_tree(src.mnt, args.files)
                 tool("walrusfs", "flush", str(src.mnt))
                 src.umount()
-                anchor = __import__("json").loads((src.dir / "walrusfs.json").read_text())["anchor"]
+                anchor = json.loads((src.dir / "walrusfs.json").read_text())["anchor"]
                 key = base / "key"
                 tool("walrusfs", "wallet", str(src.dir), "--export-key", str(key))
                 fresh = base / "fresh"
