@@ -141,7 +141,7 @@ class BackgroundDevnet:
         self.call(self.devnet.start_node, index)
 
     def set_faults(self, index: int, faults: NodeFaults) -> None:
-        self.call_sync(self.devnet.set_faults, index, faults)
+        self.call(self.devnet.set_faults, index, faults)
 
     def share_path(self, index: int, blob_id: str) -> Path:
         return self.devnet.share_path(index, blob_id)

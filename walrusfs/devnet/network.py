@@ -31,6 +31,7 @@ import json
 import logging
 import os
 from collections.abc import Callable, Coroutine
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -40,12 +41,13 @@ from nacl.signing import SigningKey
 
 from walrusfs.devnet.confirm import load_or_create_key
 from walrusfs.devnet.durable import write_durably
-from walrusfs.devnet.errors import DevnetConfigError, PortInUse
+from walrusfs.devnet.errors import DevnetConfigError, DevnetError, PortInUse
 from walrusfs.devnet.info import DevnetInfo
 from walrusfs.devnet.ledger import FaucetGrant, Ledger, LedgerError, LedgerHttp
 from walrusfs.devnet.ledger.registry import LedgerRegistry
 from walrusfs.devnet.ledger.service import LedgerEndpoints, serve_http
-from walrusfs.devnet.node import NodeFaults, NodeSettings, StorageNode
+from walrusfs.devnet.node import NodeFaults, NodeSettings
+from walrusfs.devnet.nodehost import LocalNodes, NodeHostProcess, NodeRunner, node_directory
 from walrusfs.devnet.publisher import DEFAULT_PORT, Publisher, PublisherSettings
 from walrusfs.devnet.registry import (
     FROST_PER_WAL,
@@ -106,6 +108,9 @@ class DevnetConfig:
     blocklist: frozenset[str] = frozenset()
     encode_workers: int = 2
     """Processes that run zfec for large blobs (0: encode in a thread of this process)."""
+    node_process: bool = True
+    """Run the storage nodes in a process of their own (devnet.nodehost), so their work uses
+    another core than the publisher's; False runs them in the devnet's own trio loop."""
 
     def effective_ledger_port(self) -> int:
         if self.ledger_port is not None:
@@ -175,12 +180,10 @@ class Devnet:
         self.ledger_http: LedgerHttp | None = None
         """The ledger's HTTP handler (tests inject faults through it)."""
         self.publisher_address = sui_address(bytes(publisher_key.verify_key))
-        self.nodes: list[StorageNode] = []
+        self.nodes: NodeRunner | None = None
+        """Where the storage nodes run (a node-host process by default, see devnet.nodehost)."""
         self._node_ports: list[int] = []
-        self._node_scopes: list[trio.CancelScope | None] = []
-        self._node_done: list[trio.Event] = []
-        self._nursery: trio.Nursery | None = None
-        self._committee_ready = trio.Event()
+        self._node_running: list[bool] = []
         self.publisher: Publisher | None = None
         self.info: DevnetInfo | None = None
 
@@ -195,60 +198,38 @@ class Devnet:
         )
 
     def node_directory(self, index: int) -> Path:
-        return self.config.directory / "nodes" / f"node-{index:02d}"
+        return node_directory(self.config.directory, index)
 
     def share_path(self, index: int, blob_id: str) -> Path:
         """Where node `index` keeps its share of `blob_id` (for fault-injection tests)."""
         return self.node_directory(index) / "blobs" / f"{blob_id}.share"
 
     def node_running(self, index: int) -> bool:
-        return self._node_scopes[index] is not None
+        return self._node_running[index]
 
-    async def _run_node(
-        self, index: int, port: int, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        done = self._node_done[index]
-        try:
-            with trio.CancelScope() as scope:
-                self._node_scopes[index] = scope
-                node = StorageNode(
-                    index, self.node_directory(index), self.registry, self._node_settings()
-                )
-                if index < len(self.nodes):
-                    node.faults = self.nodes[index].faults
-                    self.nodes[index] = node
-                else:
-                    self.nodes.append(node)
-                await node.run(
-                    host=self.config.host,
-                    port=port,
-                    committee_ready=self._committee_ready,
-                    task_status=task_status,
-                )
-        finally:
-            self._node_scopes[index] = None
-            done.set()
+    def _runner(self) -> NodeRunner:
+        if self.nodes is None:
+            raise DevnetError("the devnet's storage nodes are not running")
+        return self.nodes
 
     async def stop_node(self, index: int) -> None:
         """Stop node `index` (its server and maintenance); its files stay."""
-        scope = self._node_scopes[index]
-        if scope is None:
+        if not self._node_running[index]:
             return
-        scope.cancel()
-        await self._node_done[index].wait()
+        await self._runner().stop(index)
+        self._node_running[index] = False
         log.info("node %d stopped", index)
 
     async def start_node(self, index: int) -> None:
         """Start node `index` again on its old port; it repairs what it missed."""
-        if self._node_scopes[index] is not None:
+        if self._node_running[index]:
             return
-        assert self._nursery is not None
-        self._node_done[index] = trio.Event()
-        await self._nursery.start(self._run_node, index, self._node_ports[index])
+        await self._runner().start(index, self._node_ports[index])
+        self._node_running[index] = True
         log.info("node %d started again", index)
 
-    def set_faults(self, index: int, faults: NodeFaults) -> None:
-        self.nodes[index].faults = faults
+    async def set_faults(self, index: int, faults: NodeFaults) -> None:
+        await self._runner().set_faults(index, faults)
 
     def fund(self, address: str, *, sui: int | None = None, wal: int | None = None) -> FaucetGrant:
         """The faucet: new coins of `sui` MIST and `wal` FROST for `address` (by default what one
@@ -289,6 +270,14 @@ def _check_ports(config: DevnetConfig) -> None:
             raise DevnetConfigError(f"{port} is not a port number for the {name}")
     if config.port != 0 and ledger_port == config.port:
         raise DevnetConfigError(f"the publisher and the ledger cannot both use port {config.port}")
+
+
+def _open_nodes(devnet: Devnet, params: SystemParams) -> AbstractAsyncContextManager[NodeRunner]:
+    config = devnet.config
+    settings = devnet._node_settings()
+    if config.node_process:
+        return NodeHostProcess.open(config.directory, params, settings, config.host)
+    return LocalNodes.open(config.directory, devnet.registry, settings, config.host)
 
 
 def _open_ledger(directory: Path, config: DevnetConfig, params: SystemParams) -> LedgerRegistry:
@@ -356,20 +345,24 @@ async def run_devnet(
 
             encoder = EncodePool(config.nodes, config.encode_workers)
 
-        async with trio.open_nursery() as nursery:
-            devnet._nursery = nursery
+        async with (
+            _open_nodes(devnet, params) as nodes,
+            trio.open_nursery() as nursery,
+        ):
+            devnet.nodes = nodes
             n = config.nodes
-            devnet._node_scopes = [None] * n
-            devnet._node_done = [trio.Event() for _ in range(n)]
+            keys = []
             for index in range(n):
-                port = await _start_server(nursery, f"node {index}", 0, devnet._run_node, index, 0)
+                port, public_key = await nodes.start(index, 0)
                 devnet._node_ports.append(port)
+                devnet._node_running.append(True)
+                keys.append(public_key)
             members = tuple(
-                CommitteeMember(i, node.public_key, f"http://{config.host}:{devnet._node_ports[i]}")
-                for i, node in enumerate(devnet.nodes)
+                CommitteeMember(i, keys[i], f"http://{config.host}:{devnet._node_ports[i]}")
+                for i in range(n)
             )
             registry.set_committee(Committee(members))
-            devnet._committee_ready.set()
+            await nodes.committee_ready()
             publisher = Publisher(
                 registry,
                 PublisherSettings(

@@ -66,7 +66,7 @@ from walrusfs.devnet.httpserver import (
     ServerConfig,
     serve,
 )
-from walrusfs.devnet.registry import BlobRegistry
+from walrusfs.devnet.registry import NodeChainView
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
 
 log = logging.getLogger(__name__)
@@ -124,7 +124,7 @@ class StorageNode:
         self,
         index: int,
         directory: Path,
-        registry: BlobRegistry,
+        registry: NodeChainView,
         settings: NodeSettings | None = None,
         *,
         clock: Callable[[], float] = time.time,

@@ -18,6 +18,10 @@ Who calls what, and when:
 | aggregator | `blob_status`, `get_blob_object` | on every read: is the blob's storage paid until after now? |
 | storage node | `committee`, `current_epoch` | to find its peers and to sign confirmations |
 | storage node | `live_blob_ids`, `blob_status` | in its maintenance loop: repair what it lacks, drop what expired or was deleted |
+
+Storage nodes use only those read-only calls (`NodeChainView`); when they run in a process of
+their own (devnet.nodehost) they get them from `devnet.ledgerview.LedgerView`, which reads the
+ledger's database.
 | embedder, tests | `faucet`, `balance` | to fund an address |
 
 Rules every implementation keeps:
@@ -218,6 +222,21 @@ class Certification:
     encoded_length: int
     cost: int
     """FROST charged to the owner: storage for every epoch plus the write fee."""
+
+
+class NodeChainView(Protocol):
+    """The part of the seam a storage node uses: all of it read-only. A `BlobRegistry` is one;
+    so is `devnet.ledgerview.LedgerView`, which nodes in a process of their own read."""
+
+    def params(self) -> SystemParams: ...
+
+    def current_epoch(self) -> int: ...
+
+    def committee(self) -> Committee: ...
+
+    def blob_status(self, blob_id: str) -> BlobStatus: ...
+
+    def live_blob_ids(self) -> tuple[str, ...]: ...
 
 
 @runtime_checkable
