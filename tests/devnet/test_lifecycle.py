@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 from collections.abc import Callable
+from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -210,17 +214,59 @@ def test_node_cleans_up_after_a_crash(tmp_path: Path, http: httpx.Client) -> Non
         blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
         devnet.stop_node(2)
         share = devnet.share_path(2, blob_id)
-        meta = share.with_suffix(".meta")
+        index = devnet.node_directory(2) / "blobs.sqlite3"
         original = share.read_bytes()
-        meta.unlink()  # as if the node died between writing the share and its metadata
+        # As if the node died between writing the share and committing its index row.
+        with closing(sqlite3.connect(index)) as db, db:
+            db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
         junk = share.with_name("junk.share.tmp")
         junk.write_bytes(b"half a write")
         orphan = share.with_name(f"{'Q' * 43}.share")  # a share never confirmed
         orphan.write_bytes(b"never certified")
         devnet.start_node(2)
         assert not junk.exists() and not orphan.exists()
-        poll(lambda: meta.exists() and share.exists() and share.read_bytes() == original)
+        poll(lambda: _index_has(index, blob_id) and share.exists())
+        assert share.read_bytes() == original
         devnet.stop_node(0)
         devnet.stop_node(1)  # now node 2's share is needed
+        response = http.get(f"{url}/v1/blobs/{blob_id}")
+        assert response.status_code == 200 and response.content == data
+
+
+def _index_has(index: Path, blob_id: str) -> bool:
+    with closing(sqlite3.connect(index)) as db:
+        return (
+            db.execute("SELECT 1 FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone() is not None
+        )
+
+
+def test_a_node_imports_the_meta_files_of_old_devnets(tmp_path: Path, http: httpx.Client) -> None:
+    """Nodes used to keep a JSON <blobId>.meta per blob; they are moved into the index."""
+    with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
+        url = devnet.info.publisher_url
+        data = os.urandom(30_000)
+        blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
+        for index in range(4):
+            devnet.stop_node(index)
+        for index in range(4):
+            db_path = devnet.node_directory(index) / "blobs.sqlite3"
+            with closing(sqlite3.connect(db_path)) as db, db:
+                metadata, epoch, at = db.execute(
+                    "SELECT metadata, stored_epoch, stored_at FROM blobs WHERE blob_id = ?",
+                    (blob_id,),
+                ).fetchone()
+                db.execute("DELETE FROM blobs")
+            record = {
+                "metadata": base64.b64encode(metadata).decode(),
+                "storedEpoch": epoch,
+                "storedAt": at,
+                "shareStat": None,
+            }
+            meta = devnet.share_path(index, blob_id).with_suffix(".meta")
+            meta.write_text(json.dumps(record))
+        for index in range(4):
+            devnet.start_node(index)
+            assert not devnet.share_path(index, blob_id).with_suffix(".meta").exists()
+            assert _index_has(devnet.node_directory(index) / "blobs.sqlite3", blob_id)
         response = http.get(f"{url}/v1/blobs/{blob_id}")
         assert response.status_code == 200 and response.content == data

@@ -146,6 +146,9 @@ class BackgroundDevnet:
     def share_path(self, index: int, blob_id: str) -> Path:
         return self.devnet.share_path(index, blob_id)
 
+    def node_directory(self, index: int) -> Path:
+        return self.devnet.node_directory(index)
+
     def fund(self, address: str, *, sui: int | None = None, wal: int | None = None) -> FaucetGrant:
         """See Devnet.fund (runs in the calling thread; the ledger is thread-safe)."""
         return self.devnet.fund(address, sui=sui, wal=wal)

@@ -13,11 +13,12 @@ Node i holds share i of every blob. It serves a subset of the real storage node 
 | GET | /v1/blobs/{blobId}/confirmation/permanent | Ed25519-signed storage confirmation (devnet.confirm) |
 | GET | /v1/health | index, public key, epoch, blob count |
 
-On disk, in its own directory: `key` (the Ed25519 seed), and under `blobs/` for every blob a
-`<blobId>.share` (the raw share bytes) and a `<blobId>.meta` (JSON: metadata, the epoch and
-time of the last upload, and the share file's size/mtime/inode when it was last verified).
-Both are written durably (temp file, fsync, rename, fsync directory) before the node confirms;
-metadata that arrives without its share stays in memory until the share comes.
+On disk, in its own directory: `key` (the Ed25519 seed), `blobs/<blobId>.share` (the raw share
+bytes of every blob it holds) and `blobs.sqlite3` (devnet.nodeindex: per blob its metadata,
+the epoch and time of the last upload, and the share file's size/mtime/inode when it was last
+verified). Before it confirms, a node writes the share durably (temp file, fsync, rename, fsync
+directory) and then commits the blob's row (a WAL append and its fsync); metadata that arrives
+without its share stays in memory until the share comes.
 
 A maintenance loop, every `maintenance_interval` seconds and whenever a read finds damage:
 - drops blobs whose end epoch has passed (uploaded before that epoch), blobs deleted on chain
@@ -51,10 +52,10 @@ from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
 from walrusfs.devnet.durable import (
+    fsync_dir,
     is_temporary,
     read_file_into,
     remove_durably,
-    write_durably,
     write_file_direct,
 )
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, ShareCoder
@@ -66,6 +67,7 @@ from walrusfs.devnet.httpserver import (
     ServerConfig,
     serve,
 )
+from walrusfs.devnet.nodeindex import IndexRecord, NodeIndex
 from walrusfs.devnet.registry import NodeChainView
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
 
@@ -147,22 +149,47 @@ class StorageNode:
         self._scan_now = False
         self._scrub_queue: list[str] = []
         self._repair_after: dict[str, float] = {}
-        self._load()
+        self._index = NodeIndex(directory / "blobs.sqlite3")
+        try:
+            self._load()
+        except BaseException:
+            self._index.close()
+            raise
 
     # -- files
 
     def share_path(self, blob_id: str) -> Path:
         return self._blobs_dir / f"{blob_id}.share"
 
-    def meta_path(self, blob_id: str) -> Path:
-        return self._blobs_dir / f"{blob_id}.meta"
-
     def stored_blob_ids(self) -> list[str]:
         """Blobs whose share this node holds (for tests and status)."""
         return sorted(b for b, e in self._entries.items() if e.has_share)
 
+    def _entry_from(self, blob_id: str, record: IndexRecord) -> _Entry:
+        """The entry for an index row (or a legacy .meta file); InvalidMetadata if the
+        metadata does not hash to the blob id."""
+        metadata = BlobMetadata.from_bytes(record.metadata)
+        metadata.check(blob_id_from_text(blob_id), self._coder.n)
+        return _Entry(
+            metadata,
+            record.stored_epoch,
+            record.stored_at,
+            has_share=self.share_path(blob_id).exists(),
+            verified=record.share_stat,
+        )
+
     def _load(self) -> None:
-        leftovers = []
+        leftovers: list[Path] = []
+        bad_rows = []
+        for record in self._index.records():
+            try:
+                self._entries[record.blob_id] = self._entry_from(record.blob_id, record)
+            except (ValueError, InvalidMetadata) as exc:
+                log.warning("node %d: dropping unreadable %s: %s", self.index, record.blob_id, exc)
+                bad_rows.append(record.blob_id)
+                leftovers.append(self.share_path(record.blob_id))
+        # Nodes from before the index kept a JSON .meta file per blob: import them.
+        imported = []
         for path in self._blobs_dir.iterdir():
             if is_temporary(path):
                 leftovers.append(path)
@@ -170,26 +197,30 @@ class StorageNode:
             if path.suffix != ".meta":
                 continue
             blob_id = path.stem
+            leftovers.append(path)
             try:
-                record = json.loads(path.read_text())
-                metadata = BlobMetadata.from_bytes(base64.b64decode(record["metadata"]))
-                metadata.check(blob_id_from_text(blob_id), self._coder.n)
-            except (ValueError, KeyError, InvalidMetadata) as exc:
+                raw = json.loads(path.read_text())
+                verified = raw.get("shareStat")
+                record = IndexRecord(
+                    blob_id,
+                    base64.b64decode(raw["metadata"]),
+                    int(raw.get("storedEpoch", 0)),
+                    float(raw.get("storedAt", 0.0)),
+                    (int(verified[0]), int(verified[1]), int(verified[2])) if verified else None,
+                )
+                entry = self._entry_from(blob_id, record)
+            except (ValueError, KeyError, TypeError, InvalidMetadata) as exc:
                 log.warning("node %d: dropping unreadable %s: %s", self.index, path.name, exc)
-                leftovers += [path, self.share_path(blob_id)]
+                if blob_id not in self._entries:
+                    leftovers.append(self.share_path(blob_id))
                 continue
-            verified = record.get("shareStat")
-            entry = _Entry(
-                metadata,
-                int(record.get("storedEpoch", 0)),
-                float(record.get("storedAt", 0.0)),
-                has_share=self.share_path(blob_id).exists(),
-                verified=(int(verified[0]), int(verified[1]), int(verified[2]))
-                if verified
-                else None,
-            )
-            self._entries[blob_id] = entry
-        # A share whose metadata record never made it to disk was never confirmed: drop it.
+            self._entries.setdefault(blob_id, entry)
+            imported.append(self._record(blob_id, self._entries[blob_id]))
+        if bad_rows:
+            self._index.remove(bad_rows)
+        if imported:
+            self._index.put(imported)  # before the .meta files go
+        # A share whose index row never made it to disk was never confirmed: drop it.
         leftovers += [
             path for path in self._blobs_dir.glob("*.share") if path.stem not in self._entries
         ]
@@ -197,27 +228,33 @@ class StorageNode:
             remove_durably(leftovers)
         log.debug("node %d: %d blobs on disk", self.index, len(self._entries))
 
-    def _meta_record(self, entry: _Entry) -> bytes:
-        return json.dumps(
-            {
-                "metadata": base64.b64encode(entry.metadata.to_bytes()).decode(),
-                "storedEpoch": entry.stored_epoch,
-                "storedAt": entry.stored_at,
-                "shareStat": list(entry.verified) if entry.verified else None,
-            }
-        ).encode()
+    def _record(self, blob_id: str, entry: _Entry) -> IndexRecord:
+        return IndexRecord(
+            blob_id,
+            entry.metadata.to_bytes(),
+            entry.stored_epoch,
+            entry.stored_at,
+            entry.verified,
+        )
 
     def _write_blob(
         self, blob_id: str, entry: _Entry, share: Buffer | None, aligned: memoryview | None = None
     ) -> None:
-        """Durably write the share (if given) and the metadata record; one directory fsync.
+        """Durably write the share (if given: temp file, fsync, rename, fsync directory), then
+        the blob's index row (committed durably). Blocks: call it from a worker thread.
 
         `aligned` (from a pool lease holding the share) lets the share go out with O_DIRECT.
         """
         if share is not None:
             st = write_file_direct(self.share_path(blob_id), share, aligned)
             entry.verified = _stat_sig(st)
-        write_durably(self.meta_path(blob_id), [self._meta_record(entry)])
+            fsync_dir(self._blobs_dir)
+        self._index.put([self._record(blob_id, entry)])
+
+    def _forget_blob(self, blob_id: str) -> None:
+        """Remove the share file durably, then the index row. Blocks."""
+        remove_durably([self.share_path(blob_id)])
+        self._index.remove([blob_id])
 
     # -- HTTP
 
@@ -253,6 +290,8 @@ class StorageNode:
         finally:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
+                # Wait for writes running in threads, then let the index go.
+                await trio.to_thread.run_sync(self._index.close)
 
     def _body_buffer(self, request: Request, length: int) -> memoryview | None:
         """Shares are received into pooled buffers that can be written with O_DIRECT."""
@@ -553,9 +592,7 @@ class StorageNode:
                 ):
                     continue  # re-uploaded meanwhile
                 del self._entries[blob_text]
-                await trio.to_thread.run_sync(
-                    remove_durably, [self.share_path(blob_text), self.meta_path(blob_text)]
-                )
+                await trio.to_thread.run_sync(self._forget_blob, blob_text)
             self._repair_after.pop(blob_text, None)
             log.debug("node %d: dropped %s", self.index, blob_text)
 
