@@ -1,4 +1,5 @@
-"""A malicious aggregator for tests: forwards to a real one, and flips bytes in chosen blobs."""
+"""A proxy in front of a real publisher/aggregator, for tests: it can flip bytes in chosen
+blobs (a malicious aggregator) or answer 503 to everything (the network gone)."""
 
 from __future__ import annotations
 
@@ -17,12 +18,19 @@ class TamperingProxy:
     def __init__(self, upstream: str) -> None:
         self.upstream = upstream.rstrip("/")
         self.tamper: set[str] = set()
+        # While True the proxy answers every request 503, as an unreachable network would
+        # look to a client that retries.
+        self.down = False
+        self.requests = 0
         self.url = ""
         self._ready = threading.Event()
         self._token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
 
     async def _handle(self, req: Request) -> Response:
+        self.requests += 1
+        if self.down:
+            return Response(503, b'{"error": {"code": 503, "status": "UNAVAILABLE"}}')
         headers = {k: v for k, v in req.headers.items() if k in ("range", "content-type")}
         async with httpx.AsyncClient(timeout=60) as client:
             r = await client.request(req.method, self.upstream + req.target, headers=headers,

@@ -326,3 +326,67 @@ def test_changing_the_passphrase_rewraps_the_key_and_touches_no_data(
         assert (fresh.mnt / "g").read_bytes() == b"after"
     finally:
         fresh.cleanup()
+
+
+def test_the_cache_stays_within_its_size_and_evicted_data_comes_back(
+    devnet, tmp_path: Path
+) -> None:
+    with TamperingProxy(devnet.info.publisher_url) as proxy:
+        fs = NetFs(tmp_path, proxy.url)
+        fs.mkfs()
+        fs.mount("cache_size=4M")
+        try:
+            files = {f"f{i}": os.urandom(1 << 20) for i in range(12)}
+            for name, data in files.items():
+                (fs.mnt / name).write_bytes(data)
+            fs.flush()
+            wait_until(lambda: fs.status()["cached_bytes"] <= 4 << 20, timeout=60,
+                       what="eviction")  # fmt: skip
+            before = proxy.requests
+            for name, data in files.items():
+                assert (fs.mnt / name).read_bytes() == data
+            assert proxy.requests > before  # evicted blocks came back from the network
+        finally:
+            fs.cleanup()
+
+
+def test_working_from_the_cache_while_the_network_is_away(devnet, tmp_path: Path) -> None:
+    import threading
+
+    with TamperingProxy(devnet.info.publisher_url) as proxy:
+        fs = NetFs(tmp_path, proxy.url)
+        fs.mkfs()
+        fs.mount("dirty_limit=3M")
+        try:
+            (fs.mnt / "before").write_bytes(b"cached")
+            proxy.down = True
+            # Metadata, reads and small writes go on as usual.
+            assert (fs.mnt / "before").read_bytes() == b"cached"
+            (fs.mnt / "dir").mkdir()
+            (fs.mnt / "dir" / "small").write_bytes(b"x" * 1000)
+            os.rename(fs.mnt / "before", fs.mnt / "dir" / "after")
+            # Past the dirty limit, a writer waits instead of filling the disk.
+            big = os.urandom(12 << 20)
+            done = threading.Event()
+
+            def write_big() -> None:
+                (fs.mnt / "big").write_bytes(big)
+                done.set()
+
+            writer = threading.Thread(target=write_big, daemon=True)
+            writer.start()
+            wait_until(lambda: fs.status()["dirty_bytes"] >= 3 << 20, timeout=60,
+                       what="dirty data up to the limit")  # fmt: skip
+            # Uploads are tried (after the upload delay) and fail: the filesystem says so.
+            wait_until(lambda: fs.status()["offline"], timeout=60, what="a failed upload")
+            assert not done.is_set()
+            assert fs.status()["dirty_bytes"] < 12 << 20
+            # The network returns: the upload resumes, the writer finishes, nothing is lost.
+            proxy.down = False
+            wait_until(done.is_set, timeout=120, what="the writer to finish")
+            fs.flush()
+            assert (fs.mnt / "big").read_bytes() == big
+            assert (fs.mnt / "dir" / "after").read_bytes() == b"cached"
+        finally:
+            proxy.down = False
+            fs.cleanup()

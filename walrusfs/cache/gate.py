@@ -17,6 +17,8 @@ class WriteGate:
         self.dirty_bytes = 0
         self._frozen = 0
         self._changed = trio.Event()
+        # Writers waiting because of the dirty limit (not a freeze).
+        self.waiting = 0
 
     @property
     def frozen(self) -> bool:
@@ -29,8 +31,18 @@ class WriteGate:
     async def enter(self, nbytes: int) -> None:
         """Wait until a write of `nbytes` may go ahead, and count it as dirty."""
         while self._frozen or self.dirty_bytes > self.dirty_limit:
-            await self._changed.wait()
+            over = self.dirty_bytes > self.dirty_limit
+            self.waiting += over
+            try:
+                await self._changed.wait()
+            finally:
+                self.waiting -= over
         self.dirty_bytes += nbytes
+
+    @property
+    def pressed(self) -> bool:
+        """Writers wait, or soon will: the uploader should not hold data back."""
+        return self.waiting > 0 or self.dirty_bytes > self.dirty_limit // 2
 
     def measured(self, dirty_bytes: int) -> None:
         self.dirty_bytes = dirty_bytes

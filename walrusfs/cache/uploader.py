@@ -44,7 +44,8 @@ class CachePolicy:
     # Seconds a block stays dirty before it is uploaded, unless a flush asks sooner: a file
     # being written is not uploaded block by block as it grows.
     upload_delay: float = 5.0
-    # A pack that is not full waits this long for more chunks before it is stored anyway.
+    # A pack that is not full waits this long for more chunks before it is stored anyway (not at
+    # all when a flush asks, or when writers wait at the dirty limit).
     pack_max_wait: float = 60.0
     pack_size: int = DEFAULT_PACK_SIZE
     # Writers wait when this much data is dirty (not yet on Walrus).
@@ -193,7 +194,7 @@ class Uploader:
 
     def _eligible(self) -> list[Key]:
         now = trio.current_time()
-        delay = 0.0 if self._flushing else self.policy.upload_delay
+        delay = 0.0 if self._flushing or self.gate.pressed else self.policy.upload_delay
         found = []
         for ino, blockno in self.db.rows(
             "SELECT inode, blockno FROM blocks WHERE state = ? LIMIT 20000", (BLOCK_DIRTY,)
@@ -217,6 +218,7 @@ class Uploader:
             if builder and (
                 self._flushing
                 or builder.full
+                or self.gate.pressed
                 or time.monotonic() - builder.opened >= self.policy.pack_max_wait
             ):
                 self._builder = _Pack(target=self.policy.pack_size)

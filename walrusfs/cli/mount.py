@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import trio
 
-from walrusfs.cli.common import UsageError, make_parser, run, setup_logging
+from walrusfs.cli.common import UsageError, make_parser, parse_size, run, setup_logging
 from walrusfs.cli.netopts import (
     add_network_options,
     add_wallet_options,
@@ -57,6 +57,9 @@ mount options (-o, comma-separated):
                      flush and unmount commit at once)
   dbcommit=SECONDS   seconds between commits of the local database (default 1; fsync()
                      commits at once)
+  cache_size=SIZE    keep at most SIZE of data in the local cache (default 16G): clean
+                     blocks beyond it are evicted, and fetched again when read
+  dirty_limit=SIZE   writers wait while more than SIZE is not yet uploaded (default 4G)
   takeover           become the filesystem's writer although the anchor names another
                      read-write mount (only when that mount is gone for good)
   snapshot=SEQ       mount commit SEQ of the filesystem in SOURCE, read-only, beside a
@@ -122,6 +125,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
     args.snapshot = None
     commit = 1.0
     manifest_commit: float | None = None
+    sizes: dict[str, int] = {}
     flags: set[str] = set()
     for item in ",".join(items).split(","):
         opt = item.strip()
@@ -158,6 +162,8 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
             args.wallet_key = value
         elif name == "passphrase_file" and value:
             args.passphrase_file = value
+        elif name in ("cache_size", "dirty_limit") and value:
+            sizes[name] = parse_size(value)
         elif name in ("commit", "dbcommit") and value:
             try:
                 seconds = float(value)
@@ -183,6 +189,8 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
         debug_fuse=debug_fuse,
         writeback_cache=writeback,
         takeover=takeover,
+        cache_size=sizes.get("cache_size"),
+        dirty_limit=sizes.get("dirty_limit"),
     )
 
 

@@ -50,7 +50,8 @@ def network_from_args(args: argparse.Namespace) -> Network | None:
         if args.publisher:
             port = urlsplit(args.publisher[0]).port or port
         net = Network.devnet(port=port, directory=directory)
-        # A devnet that runs says where its ledger and faucet are.
+        # A devnet that runs says where its ledger and faucet are (and, unless given, its
+        # publisher and aggregator).
         info = probe_devnet(port)
         if info is not None:
             net = Network(

@@ -69,6 +69,9 @@ class MountOptions:
     writeback_cache: bool = True
     # Become the writer even though the anchor names another (a mount gone for good).
     takeover: bool = False
+    # Overrides of the filesystem's configured cache size and dirty limit.
+    cache_size: int | None = None
+    dirty_limit: int | None = None
 
 
 def fuse_options(fs: Filesystem, opts: MountOptions) -> set[str]:
@@ -159,12 +162,13 @@ async def start_services(
             )
     delta.reset_captures(fs.db)
     fs.db.commit()
-    gate = WriteGate(cfg.dirty_limit)
+    dirty_limit = opts.dirty_limit or cfg.dirty_limit
+    gate = WriteGate(dirty_limit)
     policy = CachePolicy(
         upload_delay=cfg.upload_delay,
         pack_size=cfg.pack_size,
-        dirty_limit=cfg.dirty_limit,
-        cache_size=cfg.cache_size,
+        dirty_limit=dirty_limit,
+        cache_size=opts.cache_size or cfg.cache_size,
     )
     uploader = Uploader(fs.db, fs.cache, remote.blobs, keys, gate, policy)
     committer = None

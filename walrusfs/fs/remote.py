@@ -25,6 +25,9 @@ from walrusfs.store.blobs import BlobStore, LeasePolicy
 log = logging.getLogger(__name__)
 
 
+OPERATION_DEADLINE = 20.0
+
+
 class NetworkError(WalrusfsError):
     pass
 
@@ -86,7 +89,14 @@ async def connect(directory: str, config: Config) -> AsyncIterator[Remote]:
     if network is None:
         raise NetworkError("this filesystem has no network")
     async with embedded_devnet(network):
-        walrus = WalrusClient(publishers=network.publishers, aggregators=network.aggregators)
+        # Each operation gives up after OPERATION_DEADLINE: the blob store retries stores
+        # across longer outages itself (and says it is offline meanwhile); a read of remote
+        # data fails with EIO rather than hang while the network is away.
+        walrus = WalrusClient(
+            publishers=network.publishers,
+            aggregators=network.aggregators,
+            deadline=OPERATION_DEADLINE,
+        )
         try:
             try:
                 chain = await SuiChainClient.open(network.chain(), Path(directory) / WALLET_DIR)
