@@ -52,7 +52,10 @@ class NetFs(FsUnderTest):
 
     @property
     def anchor(self) -> str:
-        return self.config["anchor"]
+        # Remembered once read, as a user keeps it: restores work after DIR is gone.
+        if not getattr(self, "_anchor", None):
+            self._anchor = self.config["anchor"]
+        return self._anchor
 
     def export_key(self) -> Path:
         path = self.dir.parent / f"{self.dir.name}.walletkey"

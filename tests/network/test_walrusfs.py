@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import subprocess
 import sys
@@ -44,14 +45,18 @@ def test_rsync_flush_and_mount_again_from_the_anchor_alone(netfs: NetFs, tmp_pat
     assert "committed" in netfs.flush()
     netfs.umount()
 
-    # A fresh machine: nothing but the network, the anchor, the wallet key and the passphrase.
-    other = FsUnderTest(tmp_path, name="fresh")
-    netfs.restore_into(other)
+    # Delete the cache directory: what is left is the network, the anchor, the wallet key
+    # (kept aside, as a user would) and the passphrase.
+    netfs.export_key()
+    assert netfs.anchor
+    shutil.rmtree(netfs.dir)
+    again = FsUnderTest(tmp_path, name=netfs.dir.name)
+    netfs.restore_into(again)
     try:
-        assert differences(f"{special}/", other.mnt / "special") == []
-        assert differences(f"{real_tree()}/", other.mnt / "stdlib", *TREE_EXCLUDES) == []
+        assert differences(f"{special}/", again.mnt / "special") == []
+        assert differences(f"{real_tree()}/", again.mnt / "stdlib", *TREE_EXCLUDES) == []
     finally:
-        other.cleanup()
+        again.cleanup()
 
 
 def test_nothing_leaves_the_machine_in_plaintext(netfs: NetFs, devnet) -> None:
