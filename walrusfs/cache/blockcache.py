@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 import trio
 
+from walrusfs.durable import fsync_dir
 from walrusfs.meta.db import Database
 from walrusfs.meta.errors import FsError
 from walrusfs.meta.schema import BLOCK_CLEAN, BLOCK_DIRTY, BLOCK_REMOTE
@@ -421,7 +422,7 @@ class BlockCache:
                 "SELECT substr(data, ?, ?) FROM inline_data WHERE inode = ?",
                 (offset + 1, size, cf.inode),
             )
-            return bytes(size) if data is None else data  # type: ignore[no-any-return]
+            return bytes(size) if data is None else data
         try:
             return os.pread(cf.fd, size, offset)
         except OSError as exc:
@@ -468,9 +469,9 @@ class BlockCache:
             return 0
         bs = self.block_size
         first_gone = -(-new_size // bs)
-        cur = self.db.execute(
+        gone = self.db.execute(
             "DELETE FROM blocks WHERE inode = ? AND blockno >= ?", (ino, first_gone)
-        )
+        ).rowcount
         for key in [k for k in self.known_dirty if k[0] == ino and k[1] >= first_gone]:
             self.known_dirty.discard(key)
         last = (new_size - 1) // bs
@@ -486,7 +487,7 @@ class BlockCache:
         elif new_size % bs:
             self._write_seq += 1
             self.last_write[(ino, last)] = self._write_seq
-        return -cur.rowcount
+        return -gone
 
     async def fsync(self, cf: CacheFile) -> None:
         """Make a cache file's data (and its name, if new) durable on the local disk.
@@ -501,11 +502,7 @@ class BlockCache:
         def work() -> None:
             os.fsync(fd)
             if sync_dir:
-                dfd = os.open(os.path.dirname(path), os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                fsync_dir(os.path.dirname(path))
 
         try:
             await trio.to_thread.run_sync(work)

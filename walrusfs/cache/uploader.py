@@ -291,7 +291,7 @@ class Uploader:
                      time.time_ns()),
                 ).lastrowid  # fmt: skip
                 for placed in pack.placed:
-                    ids[placed.chunk.id] = self.db.execute(
+                    ids[placed.chunk.id] = self.db.execute(  # type: ignore[assignment]
                         "INSERT INTO chunks (hash, pack, offset, length, size, refcount)"
                         " VALUES (?, ?, ?, ?, ?, 0)",
                         (placed.chunk.id, pack_id, placed.offset, placed.length,

@@ -24,6 +24,8 @@ from pysui.abstracts.client_keypair import SignatureScheme
 from pysui.sui.sui_common.config import confgroup, confmodel
 from pysui.sui.sui_crypto import SuiKeyPair, create_new_keypair, keypair_from_keystring
 
+from walrusfs.durable import write_durably
+
 from .config import NetworkConfig, long_address
 from .errors import ChainConfigError
 
@@ -106,23 +108,6 @@ def _active_address(client_yaml: Path) -> str | None:
     return m.group(1) if m else None
 
 
-def _durable_write(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.fchmod(fd, 0o600)
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
-
-
 def _private_dir(directory: Path) -> None:
     directory.mkdir(mode=0o700, parents=True, exist_ok=True)
     mode = stat.S_IMODE(directory.stat().st_mode)
@@ -154,7 +139,7 @@ def write_wallet(directory: Path, network: NetworkConfig, keystring: str) -> str
     )
     model = confmodel.PysuiConfigModel(confmodel._CURRENT_CONFIG_VERSION, "", GROUP, [group])
     _private_dir(directory)
-    _durable_write(directory / CONFIG_FILE, model.to_json(indent=2).encode())
+    write_durably(directory / CONFIG_FILE, model.to_json(indent=2).encode())
     return address
 
 

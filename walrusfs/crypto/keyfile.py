@@ -17,6 +17,8 @@ import os
 import stat
 from pathlib import Path
 
+from walrusfs.durable import write_durably
+
 from .errors import BadKeyFile
 from .keys import read_kdf_params
 
@@ -31,29 +33,7 @@ def write_key_file(path: str | os.PathLike[str], wrapped: bytes) -> None:
     wrapped key, so a bug cannot overwrite a good key file with garbage."""
     read_kdf_params(wrapped)  # raises BadKeyFile
     target = Path(path)
-    tmp = target.with_name(f".{target.name}.{os.urandom(6).hex()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        try:
-            os.fchmod(fd, 0o600)  # the umask cannot widen 0600, but an ACL default could
-            view = memoryview(wrapped)
-            while view:
-                view = view[os.write(fd, view) :]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, target)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    dfd = os.open(target.parent, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_durably(target, wrapped, mode=0o600)
     log.debug("wrote key file %s", target)
 
 

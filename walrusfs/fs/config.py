@@ -17,6 +17,7 @@ import os
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from walrusfs.durable import write_durably
 from walrusfs.errors import WalrusfsError
 
 if TYPE_CHECKING:  # pysui is slow to import: only mounts with a network load it
@@ -48,7 +49,7 @@ class Network:
         from walrusfs.chain import network
 
         try:
-            return network(self.name, **self.chain_overrides)
+            return network(self.name, None, **self.chain_overrides)
         except Exception as exc:
             raise ConfigError(f"network {self.name!r}: {exc}") from None
 
@@ -129,17 +130,4 @@ def load(directory: str) -> Config:
 
 def save(directory: str, config: Config) -> None:
     """Write the configuration durably, 0600."""
-    path = config_path(directory)
-    tmp = path + ".new"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, config.to_json().encode())
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.rename(tmp, path)
-    dfd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    write_durably(config_path(directory), config.to_json().encode())

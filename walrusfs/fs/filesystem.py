@@ -18,6 +18,7 @@ import sqlite3
 import uuid
 
 from walrusfs.cache.blockcache import BlockCache
+from walrusfs.durable import fsync_dir
 from walrusfs.errors import WalrusfsError
 from walrusfs.fs import config as fsconfig
 from walrusfs.meta.db import DamagedDatabase, Database
@@ -130,17 +131,9 @@ def initialize(
         db.close()
         os.chmod(tmp, 0o600)
         os.rename(tmp, db_path(directory))
-        _fsync_dir(directory)
+        fsync_dir(directory)
     except OSError as exc:
         raise FilesystemError(f"cannot create a filesystem in {directory}: {exc.strerror}") from exc
-
-
-def _fsync_dir(path: str) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class Lock:

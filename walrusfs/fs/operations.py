@@ -24,7 +24,7 @@ import logging
 import os
 import sqlite3
 import stat
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -49,7 +49,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def fuse_errors(fn: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
+def fuse_errors(fn: Callable[P, Coroutine[Any, Any, R]]) -> Callable[P, Coroutine[Any, Any, R]]:
     """Turn layer errors into FUSEError; log anything unexpected and answer EIO.
 
     An unexpected exception must not take the mount down with it (pyfuse3 would end the
@@ -581,7 +581,7 @@ class Operations(pyfuse3.Operations):
         )
         if value is None:
             raise pyfuse3.FUSEError(errno.ENODATA)
-        return value  # type: ignore[no-any-return]
+        return value
 
     @fuse_errors
     async def setxattr(

@@ -146,7 +146,7 @@ async def unlock(
         try:
             wrapped = read_key_file(path)
         except WalrusfsError:
-            wrapped = (await remote.anchor_ops(view.anchor.object_id).superblock(view)).wrapped_key  # type: ignore[attr-defined]
+            wrapped = (await remote.anchor_ops(view.anchor.object_id).superblock(view)).wrapped_key
     master = unwrap_master_key(wrapped, passphrase)
     try:
         local = read_key_file(path)
@@ -167,7 +167,7 @@ async def change_passphrase(
     path = os.path.join(directory, fsconfig.KEY_FILE)
     _, _ = await unlock(directory, remote, view, old)  # checks the old passphrase
     wrapped = rewrap(read_key_file(path), old, new)
-    view = await remote.anchor_ops(view.anchor.object_id).set_wrapped_key(view, wrapped)  # type: ignore[attr-defined]
+    view = await remote.anchor_ops(view.anchor.object_id).set_wrapped_key(view, wrapped)
     write_key_file(path, wrapped)
     return view
 

@@ -12,7 +12,7 @@ import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
@@ -21,6 +21,9 @@ import trio
 from walrusfs.errors import WalrusfsError
 from walrusfs.fs.config import WALLET_DIR, Config, Network
 from walrusfs.store.blobs import BlobStore, LeasePolicy
+
+if TYPE_CHECKING:
+    from walrusfs.manifest.anchor import AnchorOps
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +43,7 @@ class Remote:
     blobs: BlobStore
     address: str
 
-    def anchor_ops(self, anchor_id: str):  # type: ignore[no-untyped-def]
+    def anchor_ops(self, anchor_id: str) -> AnchorOps:
         from walrusfs.manifest.anchor import AnchorOps
 
         return AnchorOps(self.chain, self.blobs, anchor_id)

@@ -15,7 +15,7 @@ import base64
 import logging
 from dataclasses import dataclass
 
-from walrusfs.chain import SuiChainClient
+from walrusfs.chain import Anchor, SuiChainClient
 from walrusfs.chain.errors import AnchorConflict
 from walrusfs.crypto import Keys
 from walrusfs.errors import WalrusfsError
@@ -51,7 +51,7 @@ class HeadMoved(AnchorError):
 
 @dataclass(frozen=True)
 class AnchorView:
-    anchor: object  # chain.types.Anchor
+    anchor: Anchor
     head: Head | None
     writer: str
     superblock_blob_id: str
@@ -59,7 +59,7 @@ class AnchorView:
 
     @property
     def version(self) -> int:
-        return self.anchor.version  # type: ignore[attr-defined, no-any-return]
+        return self.anchor.version
 
 
 class AnchorOps:
@@ -68,27 +68,27 @@ class AnchorOps:
         self.blobs = blobs
         self.anchor_id = anchor_id
 
-    async def read(self) -> AnchorView:
-        anchor = await self.chain.read_anchor(self.anchor_id)
+    @staticmethod
+    def _view(anchor: Anchor) -> AnchorView:
         meta = anchor.metadata_map
         head = Head.decode(meta[HEAD_KEY]) if meta.get(HEAD_KEY) else None
         key = base64.b64decode(meta[KEY_KEY]) if meta.get(KEY_KEY) else None
         return AnchorView(anchor, head, meta.get(WRITER_KEY, ""), anchor.blob.blob_id, key)
+
+    async def read(self) -> AnchorView:
+        return self._view(await self.chain.read_anchor(self.anchor_id))
 
     async def superblock(self, view: AnchorView) -> Superblock:
         return Superblock.decode(await self.blobs.get(view.superblock_blob_id))
 
     async def _cas(self, view: AnchorView, updates: dict[str, str]) -> AnchorView:
         try:
-            anchor = await self.chain.compare_and_swap_anchor(view.anchor, updates)  # type: ignore[arg-type]
+            anchor = await self.chain.compare_and_swap_anchor(view.anchor, updates)
         except AnchorConflict:
             raise HeadMoved(
                 "the filesystem's anchor moved under this mount: another mount changed it"
             ) from None
-        meta = anchor.metadata_map
-        head = Head.decode(meta[HEAD_KEY]) if meta.get(HEAD_KEY) else None
-        key = base64.b64decode(meta[KEY_KEY]) if meta.get(KEY_KEY) else None
-        return AnchorView(anchor, head, meta.get(WRITER_KEY, ""), view.superblock_blob_id, key)
+        return self._view(anchor)
 
     async def claim(self, view: AnchorView, writer: str, *, takeover: bool = False) -> AnchorView:
         """Become the filesystem's writer. Refused while another writer holds it, unless

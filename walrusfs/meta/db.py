@@ -17,7 +17,7 @@ import contextlib
 import logging
 import os
 import sqlite3
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from typing import Any
 
 import trio
@@ -178,11 +178,11 @@ class Database:
     def execute(self, sql: str, params: Iterable[Any] = ()) -> sqlite3.Cursor:
         return self.conn.execute(sql, tuple(params))
 
-    def executemany(self, sql: str, rows: Iterable[Iterable[Any]]) -> None:
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
         self.conn.executemany(sql, rows)
 
     def row(self, sql: str, params: Iterable[Any] = ()) -> Row | None:
-        return self.conn.execute(sql, tuple(params)).fetchone()  # type: ignore[no-any-return]
+        return self.conn.execute(sql, tuple(params)).fetchone()
 
     def value(self, sql: str, params: Iterable[Any] = (), default: Any = None) -> Any:
         row = self.conn.execute(sql, tuple(params)).fetchone()

@@ -93,7 +93,7 @@ class Tree:
         return Inode(*row)
 
     def lookup(self, parent: int, name: bytes) -> int | None:
-        return self.db.value(  # type: ignore[no-any-return]
+        return self.db.value(
             "SELECT inode FROM dentries WHERE parent = ? AND name = ?", (parent, name)
         )
 
@@ -104,7 +104,7 @@ class Tree:
         target = self.db.value("SELECT target FROM symlinks WHERE inode = ?", (ino,))
         if target is None:
             raise FsError(errno.EINVAL)
-        return target  # type: ignore[no-any-return]
+        return target
 
     def readdir(self, directory: int, after: int, limit: int) -> list[DirEntry]:
         """Entries of `directory` whose position is after `after`, in position order."""
@@ -305,7 +305,8 @@ class Tree:
         if flags & RENAME_EXCHANGE:
             if dst is None:
                 raise FsError(errno.ENOENT)
-            return self._exchange(old_parent, old_name, src, new_parent, new_name, dst, t)
+            self._exchange(old_parent, old_name, src, new_parent, new_name, dst, t)
+            return None
 
         if dst is not None and flags & RENAME_NOREPLACE:
             raise FsError(errno.EEXIST)
@@ -423,7 +424,7 @@ class Tree:
         value = self.db.value("SELECT value FROM xattrs WHERE inode = ? AND name = ?", (ino, name))
         if value is None:
             raise FsError(errno.ENODATA)
-        return value  # type: ignore[no-any-return]
+        return value
 
     def setxattr(self, ino: int, name: bytes, value: bytes) -> None:
         if len(name) > XATTR_NAME_MAX or not name:
