@@ -55,11 +55,14 @@ def tool(name: str) -> list[str]:
 class Target:
     """Where a workload runs: a plain directory, or a freshly made walrusfs mount."""
 
-    def __init__(self, name: str, base: Path, mount: bool, mount_options: str) -> None:
+    def __init__(
+        self, name: str, base: Path, mount: bool, mount_options: str, network: list[str]
+    ) -> None:
         self.name = name
         self.base = base
         self.mount = mount
         self.mount_options = mount_options
+        self.network = network
         self.root = base / "mnt" if mount else base / "plain"
 
     def setup(self) -> None:
@@ -68,9 +71,14 @@ class Target:
         self.base.mkdir(parents=True)
         self.root.mkdir()
         if self.mount:
-            sh(*tool("mkfs"), "--quiet", str(self.base / "fs"))
+            pp = self.base / "passphrase"
+            pp.write_text("benchmark passphrase\n")
+            pp.chmod(0o600)
+            secret = ["--passphrase-file", str(pp)]
+            kdf = ["--kdf-cost", "interactive"] if self.network[1:2] != ["none"] else []
+            sh(*tool("mkfs"), "--quiet", *self.network, *kdf, *secret, str(self.base / "fs"))
             opts = ["-o", self.mount_options] if self.mount_options else []
-            sh(*tool("mount"), *opts, str(self.base / "fs"), str(self.root))
+            sh(*tool("mount"), *secret, *opts, str(self.base / "fs"), str(self.root))
 
     def teardown(self) -> None:
         if self.mount:
@@ -216,6 +224,11 @@ def main() -> int:
     parser.add_argument("--dir", help="work directory (default: a temporary one under /var/tmp)")
     parser.add_argument("--mount-options", default="", help="-o options for mount.walrusfs")
     parser.add_argument("--tree", help="tree to extract and rsync (default: Python's stdlib)")
+    parser.add_argument(
+        "--network", default="none",
+        help="the filesystem's network: none (default: the filesystem alone), or the URL of a"
+             " running devnet's publisher (uploads then run in the background, as in use)",
+    )  # fmt: skip
     args = parser.parse_args()
 
     import sysconfig
@@ -246,7 +259,9 @@ def main() -> int:
     }
     for run in range(args.runs):
         for kind in ("plain", "walrusfs") if run % 2 == 0 else ("walrusfs", "plain"):
-            t = Target(kind, work / kind, kind == "walrusfs", args.mount_options)
+            network = (["--network", "none"] if args.network == "none"
+                       else ["--publisher", args.network, "--no-embedded-devnet"])  # fmt: skip
+            t = Target(kind, work / kind, kind == "walrusfs", args.mount_options, network)
             t.setup()
             try:
                 for w in selected:
