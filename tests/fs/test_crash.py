@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import subprocess
@@ -9,6 +10,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import pytest
 from fsmount import FsUnderTest, wait_until
 
 # The writer runs in its own process: it writes, fsyncs, and only then records in a journal
@@ -128,3 +130,32 @@ def test_unfsynced_garbage_past_the_end_does_not_reappear(fs: FsUnderTest) -> No
     assert set(data) <= {ord("A"), ord("B")}
     os.truncate(p, 10_000)
     assert p.read_bytes()[len(data) :] == b"\0" * (10_000 - len(data))
+
+
+def test_a_full_disk_is_an_error_that_loses_nothing(tmp_path: Path) -> None:
+    """The cache disk fills up: writers get ENOSPC, what was written stays, the filesystem
+    goes on working once there is room again."""
+    disk = tmp_path / "disk"
+    disk.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=24m", "tmpfs", str(disk)], check=True)
+    fs = FsUnderTest(disk, mnt=tmp_path / "mnt")
+    try:
+        fs.mkfs()
+        fs.mount()
+        (fs.mnt / "precious").write_bytes(b"p" * 100_000)
+        with pytest.raises(OSError) as e, open(fs.mnt / "filler", "wb") as f:
+            for _ in range(64):
+                f.write(os.urandom(1 << 20))
+                f.flush()
+                os.fsync(f.fileno())
+        assert e.value.errno == errno.ENOSPC
+        assert (fs.mnt / "precious").read_bytes() == b"p" * 100_000
+        (fs.mnt / "filler").unlink()
+        (fs.mnt / "after").write_bytes(b"room again")
+        fs.remount()
+        assert (fs.mnt / "precious").read_bytes() == b"p" * 100_000
+        assert (fs.mnt / "after").read_bytes() == b"room again"
+        assert "Traceback" not in fs.log()
+    finally:
+        fs.cleanup()
+        subprocess.run(["umount", "-l", str(disk)], check=False)

@@ -260,7 +260,20 @@ def test_wrong_passphrase_is_one_clear_error(devnet, tmp_path: Path) -> None:
     assert proc.stderr.strip() == "mount.walrusfs: wrong passphrase for this filesystem"
     assert not fs.is_mounted()
     fs.mount()  # nothing was harmed
+    (fs.mnt / "f").write_bytes(b"x" * 300_000)  # a cache file, not inline
     fs.cleanup()
+
+    # Keys and configuration 0600, the directories 0700.
+    def mode(p: Path) -> int:
+        return p.stat().st_mode & 0o777
+
+    assert mode(fs.dir) == 0o700 and mode(fs.dir / "cache") == 0o700
+    for name in ("key", "walrusfs.json", "meta.db", "mount.log", "lock"):
+        assert mode(fs.dir / name) == 0o600, name
+    assert mode(fs.dir / "wallet") == 0o700
+    assert all(mode(p) == 0o600 for p in (fs.dir / "wallet").iterdir())
+    cache_files = [p for p in (fs.dir / "cache").rglob("*") if p.is_file()]
+    assert cache_files and all(mode(p) == 0o600 for p in cache_files)
 
 
 def test_mount_without_a_network_says_so(devnet, tmp_path: Path) -> None:
