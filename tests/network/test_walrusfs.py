@@ -64,6 +64,9 @@ def test_nothing_leaves_the_machine_in_plaintext(netfs: NetFs, devnet) -> None:
     name_marker = "walrusfs-secret-name-c41b"
     d = netfs.mnt / name_marker
     d.mkdir()
+    sizes = list(range(3000, 3300, 7))  # files of many sizes
+    for i, size in enumerate(sizes):
+        (d / f"sized-{i}").write_bytes(os.urandom(size))
     (d / f"{name_marker}.txt").write_bytes(marker * 3000)  # > one block: a cache file
     (d / "small").write_bytes(b"small " + marker)  # inline
     os.setxattr(d / "small", "user.note", marker)
@@ -80,6 +83,12 @@ def test_nothing_leaves_the_machine_in_plaintext(netfs: NetFs, devnet) -> None:
     assert found == []
     # The same search does find plaintext where there is some: the local cache.
     assert marker in b"".join(p.read_bytes() for p in netfs.dir.rglob("*") if p.is_file())
+    # What a reader of a pack sees of one file is a padded length: a few sizes for many.
+    seen = {
+        r[0] for r in db_rows(netfs, "SELECT length FROM chunks WHERE size BETWEEN 3000 AND 3300")
+    }
+    assert len(seen) <= 3 < len(sizes)
+    assert not seen & {size + 40 for size in sizes}  # never the size plus a fixed overhead
 
 
 def test_tampered_pack_and_tampered_manifest_are_refused(
