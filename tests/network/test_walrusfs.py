@@ -420,3 +420,13 @@ def test_working_from_the_cache_while_the_network_is_away(devnet, tmp_path: Path
         finally:
             proxy.down = False
             fs.cleanup()
+
+
+def test_an_idle_filesystem_makes_no_commits(netfs: NetFs) -> None:
+    (netfs.mnt / "f").write_bytes(b"data")
+    assert "committed" in netfs.flush()
+    seq = db_rows(netfs, "SELECT MAX(seq) FROM commits")[0][0]
+    # Nothing changed since: neither a flush nor the unmount commits again.
+    assert "nothing new" in netfs.flush()
+    netfs.umount()
+    assert db_rows(netfs, "SELECT MAX(seq) FROM commits")[0][0] == seq

@@ -52,7 +52,18 @@ class CommitResult:
 
 
 def pending_changes(db: Database) -> int:
-    return int(db.value("SELECT COUNT(*) FROM changes WHERE seq IS NULL", default=0))
+    """Changed rows that call for a commit. The record of the last commit itself (its
+    `commits` row and its manifest's `packs` row) travels with the next commit but does not
+    make one: otherwise every commit would call for another, forever, each costing a blob
+    and a transaction."""
+    return int(
+        db.value(
+            "SELECT COUNT(*) FROM changes c WHERE c.seq IS NULL AND NOT (c.tbl = 'commits'"
+            " OR (c.tbl = 'packs' AND EXISTS (SELECT 1 FROM packs p WHERE p.id = c.k1"
+            " AND p.kind = 'manifest')))",
+            default=0,
+        )
+    )
 
 
 def last_snapshot(db: Database) -> int:
