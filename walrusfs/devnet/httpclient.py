@@ -125,11 +125,14 @@ class HTTPClient:
         c = conn.h11
         if not conn.reusable:
             return
-        if self._closed or c.our_state is not h11.DONE or c.their_state is not h11.DONE:
+        states = (c.our_state, c.their_state)
+        if self._closed or states not in ((h11.DONE, h11.DONE), (h11.IDLE, h11.IDLE)):
             # Not reusable; let the socket go (closing a SocketStream needs no await).
             conn.stream.socket.close()
             return
-        c.start_next_cycle()
+        if states == (h11.DONE, h11.DONE):
+            c.start_next_cycle()
+        # else: a fresh state machine, put in place after a body received past h11.
         idle = self._idle.setdefault(key, [])
         if len(idle) < MAX_IDLE_PER_HOST:
             idle.append(conn)
