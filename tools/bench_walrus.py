@@ -5,9 +5,12 @@
     tools/bench_walrus.py --devnet-process     # devnet as `walrusfs devnet` in a child process
     tools/bench_walrus.py --url http://127.0.0.1:31415   # any running devnet or walrus daemon
 
-For each blob size it stores `--runs` distinct blobs (random bytes, so every store is new) and
-reads each back whole, `--concurrency` at a time, and prints the median throughput (MB/s =
-10^6 bytes per second, the blob's own bytes, not the encoded ones) with the spread.
+For each blob size and concurrency it stores `--runs` batches of distinct blobs (random bytes,
+so every store is new), `--concurrency` at a time, and reads each back whole the same way, and
+prints the median throughput (MB/s = 10^6 bytes per second, the blob's own bytes, not the
+encoded ones) with the spread, and the CPU time spent per blob by this process and its
+descendants (the devnet's processes, when it runs here or as a child): on a shared machine the
+throughput moves with the neighbours' load, the CPU per blob much less.
 """
 
 from __future__ import annotations
@@ -33,6 +36,32 @@ from walrusfs.devnet.network import DevnetConfig
 from walrusfs.walrus import WalrusClient
 
 MiB = 1 << 20
+_TICK = os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu() -> float:
+    """CPU seconds (user + system) used so far by this process and its descendants."""
+    parents: dict[int, int] = {}
+    times: dict[int, float] = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        parents[int(name)] = int(fields[1])
+        times[int(name)] = (int(fields[11]) + int(fields[12])) / _TICK
+    mine = {os.getpid()}
+    grew = True
+    while grew:
+        grew = False
+        for pid, ppid in parents.items():
+            if ppid in mine and pid not in mine:
+                mine.add(pid)
+                grew = True
+    return sum(times.get(pid, 0.0) for pid in mine)
 
 
 def _size(text: str) -> int:
@@ -91,11 +120,13 @@ def devnet_url(args: argparse.Namespace) -> Iterator[str]:
 
 async def bench_size(
     client: WalrusClient, size: int, runs: int, concurrency: int, epochs: int
-) -> tuple[list[float], list[float]]:
-    """Per-batch store and read throughputs (bytes/s) for `runs` blobs of `size` bytes."""
+) -> tuple[list[float], list[float], float, float]:
+    """Per-batch store and read throughputs (bytes/s) for `runs` batches of `concurrency`
+    blobs of `size` bytes, and the CPU seconds per blob stored and per blob read."""
     base = os.urandom(size)
     store_rates: list[float] = []
     read_rates: list[float] = []
+    cpu = {"store": 0.0, "read": 0.0}
     for run in range(runs):
         blobs = [
             (run * concurrency + i).to_bytes(8, "little") + base[8:]
@@ -114,19 +145,23 @@ async def bench_size(
             data = await client.read(ids[i])
             assert len(data) == size and data[:8] == blobs[i][:8], "read back wrong bytes"
 
-        for action, rates in ((store, store_rates), (read, read_rates)):
+        for action, rates, kind in ((store, store_rates, "store"), (read, read_rates, "read")):
+            cpu_before = tree_cpu()
             started = time.perf_counter()
             async with trio.open_nursery() as nursery:
                 for i in range(concurrency):
                     nursery.start_soon(action, i)
             rates.append(size * concurrency / (time.perf_counter() - started))
+            cpu[kind] += tree_cpu() - cpu_before
         del blobs
-    return store_rates, read_rates
+    blobs_done = runs * concurrency
+    return store_rates, read_rates, cpu["store"] / blobs_done, cpu["read"] / blobs_done
 
 
-def fmt(rates: list[float]) -> str:
+def fmt(rates: list[float], cpu: float) -> str:
     median = statistics.median(rates) / 1e6
-    return f"{median:8.1f} MB/s  ({min(rates) / 1e6:.0f}-{max(rates) / 1e6:.0f})"
+    spread = f"({min(rates) / 1e6:.0f}-{max(rates) / 1e6:.0f})"
+    return f"{median:8.1f} MB/s {spread:<9} {cpu * 1e3:7.1f} ms"
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -138,17 +173,19 @@ async def main(args: argparse.Namespace) -> None:
                 f"devnet: {url} ({'existing' if args.url else 'child process' if args.devnet_process else 'this process'})"
             )
             print(
-                f"{'blob':>8} {'conc':>4} {'runs':>4}   {'store (median, range)':<28} {'read (median, range)':<28}"
+                f"{'blob':>8} {'conc':>4} {'runs':>4}   {'store (median, range, cpu/blob)':<34} "
+                f"{'read (median, range, cpu/blob)':<34}"
             )
             for size in args.sizes:
                 for concurrency in args.concurrency:
                     await bench_size(client, size, 1, concurrency, args.epochs)  # warm-up
-                    stores, reads = await bench_size(
+                    stores, reads, store_cpu, read_cpu = await bench_size(
                         client, size, args.runs, concurrency, args.epochs
                     )
                     label = f"{size / MiB:g} MiB" if size >= MiB else f"{size} B"
                     print(
-                        f"{label:>8} {concurrency:>4} {args.runs:>4}   {fmt(stores):<28} {fmt(reads):<28}",
+                        f"{label:>8} {concurrency:>4} {args.runs:>4}   "
+                        f"{fmt(stores, store_cpu):<34} {fmt(reads, read_cpu):<34}",
                         flush=True,
                     )
 
@@ -158,7 +195,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sizes", nargs="+", type=_size, default=[MiB, 64 * MiB])
     parser.add_argument("--runs", type=int, default=5, help="measured runs per size (median)")
     parser.add_argument(
-        "--concurrency", nargs="+", type=int, default=[1], help="blobs in flight at once"
+        "--concurrency",
+        nargs="+",
+        type=int,
+        default=[1, 4],
+        help="blobs in flight at once (a publisher under load has several)",
     )
     parser.add_argument("--nodes", type=int, default=10)
     parser.add_argument("--epochs", type=int, default=1)
