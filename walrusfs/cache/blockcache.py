@@ -30,6 +30,7 @@ docs/cache.md has the details.
 
 from __future__ import annotations
 
+import collections
 import ctypes
 import ctypes.util
 import errno
@@ -55,6 +56,8 @@ SEEK_HOLE = getattr(os, "SEEK_HOLE", 4)
 # trees (Python's stdlib: 99% of files, 67% of bytes) against the cost of creating a cache
 # file, which on this machine's ext4 can exceed half a millisecond.
 INLINE_MAX = 256 * 1024
+# Blocks whose last use is remembered, for eviction (least recently used first).
+LRU_MAX = 262144
 # Writes at least this large are copied into their cache file by a worker thread.
 THREADED_WRITE_MIN = 256 * 1024
 
@@ -109,20 +112,26 @@ class BlockCache:
         self.inline_max = min(INLINE_MAX, block_size)
         self.files: dict[int, CacheFile] = {}
         self.fetcher: Fetcher | None = None
-        # Blocks known to be DIRTY in the database: a write to one needs no statement.
-        # Mirrors the database; whoever changes a block's state keeps it in step.
-        self.known_dirty: set[Key] = set()
-        # The write sequence number of each block's last write this session. The uploader
-        # compares it before and after sealing a block to know whether the block changed
-        # meanwhile. Global and increasing, so a value is never reused.
+        # Blocks of open files known to be DIRTY in the database, by inode: a write to one
+        # needs no statement. Mirrors the database; whoever changes a block's state keeps it
+        # in step. Dropped when the file's last handle closes, so it stays small.
+        self.known_dirty: dict[int, set[int]] = {}
+        # Set when an uploader runs: it needs the bookkeeping below, a filesystem without a
+        # network does not (and would grow it without bound).
+        self.tracking = False
+        # The write sequence number of each dirty block's last write this session. The
+        # uploader compares it before and after sealing a block to know whether the block
+        # changed meanwhile. Global and increasing, so a value is never reused; an entry
+        # goes when its block is clean.
         self.last_write: dict[Key, int] = {}
         self._write_seq = 0
         # Blocks with I/O in flight (a threaded write or a fetch): not to be evicted.
         self.busy: set[Key] = set()
         # Fetches in flight, so that concurrent readers of a block fetch it once.
         self._fetching: dict[Key, trio.Event] = {}
-        # When each block was last read or written this session (for eviction).
-        self.last_used: dict[Key, float] = {}
+        # When blocks were last read or written (for eviction and the upload delay), the
+        # LRU_MAX most recent only: anything older counts as long unused.
+        self.last_used: collections.OrderedDict[Key, float] = collections.OrderedDict()
 
     # -- layout ---------------------------------------------------------------------------
 
@@ -196,6 +205,7 @@ class BlockCache:
         cf.refs -= 1
         if cf.refs == 0:
             del self.files[cf.inode]
+            self.known_dirty.pop(cf.inode, None)
             if not cf.inline:
                 os.close(cf.fd)
 
@@ -323,9 +333,17 @@ class BlockCache:
 
     # -- data -----------------------------------------------------------------------------
 
-    def _touch(self, keys: range, ino: int, now: float) -> None:
-        for b in keys:
-            self.last_used[(ino, b)] = now
+    def _touch(self, blocks: range, ino: int) -> None:
+        if not self.tracking:
+            return
+        now = trio.current_time()
+        lru = self.last_used
+        for b in blocks:
+            key = (ino, b)
+            lru[key] = now
+            lru.move_to_end(key)
+        while len(lru) > LRU_MAX:
+            lru.popitem(last=False)
 
     def write(self, cf: CacheFile, offset: int, data: bytes, size: int) -> int:
         """Write into the cache and record the blocks touched. `size` is the file's size
@@ -392,12 +410,14 @@ class BlockCache:
         new = 0
         self._write_seq += 1
         seq = self._write_seq
-        now = trio.current_time() if _in_trio() else 0.0
-        for blockno in self.block_range(offset, end):
-            key = (ino, blockno)
-            self.last_write[key] = seq
-            self.last_used[key] = now
-            if key in self.known_dirty:
+        blocks = self.block_range(offset, end)
+        if self.tracking:
+            self._touch(blocks, ino)
+            for blockno in blocks:
+                self.last_write[(ino, blockno)] = seq
+        known = self.known_dirty.setdefault(ino, set())
+        for blockno in blocks:
+            if blockno in known:
                 continue
             if self.db.execute(
                 "INSERT OR IGNORE INTO blocks (inode, blockno, state) VALUES (?, ?, ?)",
@@ -409,14 +429,13 @@ class BlockCache:
                     "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ? AND state != ?",
                     (BLOCK_DIRTY, ino, blockno, BLOCK_DIRTY),
                 )
-            self.known_dirty.add(key)
+            known.add(blockno)
         return new
 
     def read(self, cf: CacheFile, offset: int, size: int) -> bytes:
         """Read up to `size` bytes; the caller has clamped the range to the file's size and
         made the blocks local."""
-        if _in_trio():
-            self._touch(self.block_range(offset, offset + size), cf.inode, trio.current_time())
+        self._touch(self.block_range(offset, offset + size), cf.inode)
         if cf.inline:
             data = self.db.value(
                 "SELECT substr(data, ?, ?) FROM inline_data WHERE inode = ?",
@@ -472,21 +491,23 @@ class BlockCache:
         gone = self.db.execute(
             "DELETE FROM blocks WHERE inode = ? AND blockno >= ?", (ino, first_gone)
         ).rowcount
-        for key in [k for k in self.known_dirty if k[0] == ino and k[1] >= first_gone]:
-            self.known_dirty.discard(key)
+        known = self.known_dirty.get(ino)
+        if known:
+            known.difference_update([b for b in known if b >= first_gone])
+        if self.tracking:
+            for key in [k for k in self.last_write if k[0] == ino and k[1] >= first_gone]:
+                del self.last_write[key]
         last = (new_size - 1) // bs
-        if new_size % bs and (ino, last) not in self.known_dirty:
+        if new_size % bs:
             # The last block lost its tail: its chunk no longer matches. (A hole stays one.)
             self._write_seq += 1
             if self.db.execute(
                 "UPDATE blocks SET state = ? WHERE inode = ? AND blockno = ?",
                 (BLOCK_DIRTY, ino, last),
             ).rowcount:
-                self.known_dirty.add((ino, last))
-                self.last_write[(ino, last)] = self._write_seq
-        elif new_size % bs:
-            self._write_seq += 1
-            self.last_write[(ino, last)] = self._write_seq
+                self.known_dirty.setdefault(ino, set()).add(last)
+                if self.tracking:
+                    self.last_write[(ino, last)] = self._write_seq
         return -gone
 
     async def fsync(self, cf: CacheFile) -> None:
@@ -513,9 +534,9 @@ class BlockCache:
     def delete(self, ino: int) -> None:
         """Drop an inode's data: its inline data or cache file, and its block map."""
         self.db.execute("DELETE FROM blocks WHERE inode = ?", (ino,))
-        for key in [k for k in self.known_dirty if k[0] == ino]:
-            self.known_dirty.discard(key)
-        self.db.execute("DELETE FROM inline_data WHERE inode = ?", (ino,))
+        self.known_dirty.pop(ino, None)
+        if self.db.execute("DELETE FROM inline_data WHERE inode = ?", (ino,)).rowcount:
+            return  # an inline file has no cache file
         try:
             os.unlink(self.path(ino))
         except FileNotFoundError:
@@ -582,7 +603,9 @@ class BlockCache:
                 " AND state = ?",
                 (BLOCK_CLEAN, chunk, ino, blockno, BLOCK_DIRTY),
             )
-        self.known_dirty.discard(key)
+        known = self.known_dirty.get(ino)
+        if known is not None:
+            known.discard(blockno)
         self.last_write.pop(key, None)
         return bool(cur.rowcount)
 
@@ -696,14 +719,6 @@ class BlockCache:
                 finally:
                     os.close(fd)
         return report
-
-
-def _in_trio() -> bool:
-    try:
-        trio.lowlevel.current_task()
-    except RuntimeError:
-        return False
-    return True
 
 
 def _data_blocks(fd: int, size: int, block_size: int) -> set[int]:

@@ -248,6 +248,7 @@ async def _serve(
             ops_box.append(ops)
         if services is not None:
             fs.cache.fetcher = services.fetcher
+            fs.cache.tracking = True
         pyfuse3.init(ops, mountpoint, fuse_options(fs, opts))
         mounted = True
         tune_readahead(mountpoint)
