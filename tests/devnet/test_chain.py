@@ -57,7 +57,7 @@ def read(http: httpx.Client, devnet: BackgroundDevnet, blob_id: str) -> httpx.Re
 
 
 def shares(devnet: BackgroundDevnet, blob_id: str) -> list[bool]:
-    return [devnet.share_path(i, blob_id).exists() for i in range(devnet.info.n_shards)]
+    return [devnet.share_location(i, blob_id) is not None for i in range(devnet.info.n_shards)]
 
 
 def stored(http: httpx.Client, devnet: BackgroundDevnet, data: bytes, query: str) -> Any:

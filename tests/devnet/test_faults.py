@@ -92,16 +92,19 @@ def test_corrupt_share_on_disk_is_detected_and_repaired(
     http: httpx.Client, healthy: BackgroundDevnet
 ) -> None:
     blob_id, data = _blob(http, healthy)
-    path = healthy.share_path(0, blob_id)  # node 0 holds the first primary share
-    original = path.read_bytes()
-    with open(path, "r+b") as f:
-        f.seek(10)
+    where = healthy.share_location(0, blob_id)  # node 0 holds the first primary share
+    assert where is not None
+    path, offset, _length = where
+    original = healthy.node_share(0, blob_id)
+    assert original is not None
+    with open(path, "r+b") as f:  # damage it on disk, behind the node's back
+        f.seek(offset + 10)
         f.write(bytes(b ^ 0x5A for b in original[10:20]))
-    assert path.read_bytes() != original
+    assert healthy.node_share(0, blob_id) != original
     response = _read(http, healthy, blob_id)
     assert response.status_code == 200 and response.content == data
     # The node noticed (on that read or its scrub), dropped the share and rebuilt it.
-    poll(lambda: path.exists() and path.read_bytes() == original)
+    poll(lambda: healthy.node_share(0, blob_id) == original)
     healthy.stop_node(1)  # make node 0's share needed again, and check it is served
     healthy.stop_node(2)
     response = _read(http, healthy, blob_id, headers={"range": "bytes=0-99"})
@@ -114,16 +117,13 @@ def test_node_that_missed_a_store_repairs_itself(
     healthy.stop_node(4)
     healthy.stop_node(8)
     blob_id, data = _blob(http, healthy)  # 8 of 10 nodes: enough for the quorum of 7
-    assert not healthy.share_path(4, blob_id).exists()
+    assert healthy.share_location(4, blob_id) is None
     healthy.start_node(4)
     healthy.start_node(8)
-    for index in (4, 8):
-        path = healthy.share_path(index, blob_id)
-        poll(path.exists)
     expected = ShareCoder(healthy.info.n_shards).encode(data).shares
     for index in (4, 8):
-        digest = hashlib.sha256(healthy.share_path(index, blob_id).read_bytes()).digest()
-        assert digest == hashlib.sha256(bytes(expected[index])).digest()
+        share = poll(lambda index=index: healthy.node_share(index, blob_id))
+        assert hashlib.sha256(share).digest() == hashlib.sha256(bytes(expected[index])).digest()
 
 
 def test_too_few_confirmations_certify_nothing(

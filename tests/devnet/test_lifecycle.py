@@ -6,13 +6,13 @@ import base64
 import json
 import os
 import re
+import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Callable
-from contextlib import closing
 from pathlib import Path
 
 import httpx
@@ -20,12 +20,13 @@ import pytest
 from devnet.devnet_helpers import assert_error, make_config, poll, store
 
 from walrusfs.devnet.background import BackgroundDevnet
+from walrusfs.devnet.encoding import ShareCoder
 from walrusfs.devnet.errors import DevnetConfigError
 from walrusfs.devnet.info import probe_devnet
 
 
-def gone_file(path: Path) -> Callable[[], bool]:
-    return lambda: not path.exists()
+def share_gone(devnet: BackgroundDevnet, index: int, blob_id: str) -> Callable[[], bool]:
+    return lambda: devnet.share_location(index, blob_id) is None
 
 
 def test_blobs_expire_at_their_end_epoch(tmp_path: Path, http: httpx.Client) -> None:
@@ -54,9 +55,8 @@ def test_blobs_expire_at_their_end_epoch(tmp_path: Path, http: httpx.Client) -> 
         assert http.get(f"{url}/v1/blobs/{long['blobId']}").content == long_data
         # Every node deletes the expired blob's share, and keeps the other.
         for index in range(4):
-            gone: Path = devnet.share_path(index, short["blobId"])
-            poll(gone_file(gone))
-            assert devnet.share_path(index, long["blobId"]).exists()
+            poll(share_gone(devnet, index, short["blobId"]))
+            assert devnet.share_location(index, long["blobId"]) is not None
 
 
 def test_state_survives_a_restart(tmp_path: Path, http: httpx.Client) -> None:
@@ -207,66 +207,69 @@ def test_cli_errors_are_one_line(tmp_path: Path) -> None:
 
 
 def test_node_cleans_up_after_a_crash(tmp_path: Path, http: httpx.Client) -> None:
-    """Leftovers of writes cut short are dropped at start, and what is missing is repaired."""
+    """Records cut short by a crash are skipped at start, later writes land after them, and
+    a share whose record never became durable is repaired from the node's peers."""
     with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
         url = devnet.info.publisher_url
         data = os.urandom(50_000)
         blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
         devnet.stop_node(2)
-        share = devnet.share_path(2, blob_id)
-        index = devnet.node_directory(2) / "blobs.sqlite3"
-        original = share.read_bytes()
-        # As if the node died between writing the share and committing its index row.
-        with closing(sqlite3.connect(index)) as db, db:
-            db.execute("DELETE FROM blobs WHERE blob_id = ?", (blob_id,))
-        junk = share.with_name("junk.share.tmp")
-        junk.write_bytes(b"half a write")
-        orphan = share.with_name(f"{'Q' * 43}.share")  # a share never confirmed
-        orphan.write_bytes(b"never certified")
+        where = devnet.share_location(2, blob_id)
+        assert where is not None
+        segment, offset, _length = where
+        original = devnet.node_share(2, blob_id)
+        with open(segment, "r+b") as f:
+            # As if the node died before the blob's record was durable: its header is gone.
+            header_start = offset - 4096
+            f.seek(header_start)
+            assert f.read(8) == b"WFSNODE1"
+            f.seek(header_start)
+            f.write(bytes(4096))
+            # And a later append torn half way.
+            f.seek(0, os.SEEK_END)
+            f.write(b"WFSNODE1" + os.urandom(6000))
+        assert devnet.share_location(2, blob_id) is None
         devnet.start_node(2)
-        assert not junk.exists() and not orphan.exists()
-        poll(lambda: _index_has(index, blob_id) and share.exists())
-        assert share.read_bytes() == original
+        poll(lambda: devnet.node_share(2, blob_id) == original)  # repaired, after the torn tail
         devnet.stop_node(0)
         devnet.stop_node(1)  # now node 2's share is needed
         response = http.get(f"{url}/v1/blobs/{blob_id}")
         assert response.status_code == 200 and response.content == data
+        devnet.start_node(0)
+        devnet.start_node(1)
+        devnet.stop_node(2)
+        devnet.start_node(2)  # and its log replays past the damage after a restart too
+        devnet.stop_node(3)
+        devnet.stop_node(0)
+        response = http.get(f"{url}/v1/blobs/{blob_id}")
+        assert response.status_code == 200 and response.content == data
 
 
-def _index_has(index: Path, blob_id: str) -> bool:
-    with closing(sqlite3.connect(index)) as db:
-        return (
-            db.execute("SELECT 1 FROM blobs WHERE blob_id = ?", (blob_id,)).fetchone() is not None
-        )
-
-
-def test_a_node_imports_the_meta_files_of_old_devnets(tmp_path: Path, http: httpx.Client) -> None:
-    """Nodes used to keep a JSON <blobId>.meta per blob; they are moved into the index."""
+def test_a_node_imports_the_share_files_of_old_devnets(tmp_path: Path, http: httpx.Client) -> None:
+    """Nodes used to keep each share in blobs/<blobId>.share with a JSON .meta file beside it;
+    they move them into their share log."""
     with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
         url = devnet.info.publisher_url
         data = os.urandom(30_000)
         blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
+        encoded = ShareCoder(4).encode(data)
         for index in range(4):
             devnet.stop_node(index)
         for index in range(4):
-            db_path = devnet.node_directory(index) / "blobs.sqlite3"
-            with closing(sqlite3.connect(db_path)) as db, db:
-                metadata, epoch, at = db.execute(
-                    "SELECT metadata, stored_epoch, stored_at FROM blobs WHERE blob_id = ?",
-                    (blob_id,),
-                ).fetchone()
-                db.execute("DELETE FROM blobs")
+            directory = devnet.node_directory(index)
+            shutil.rmtree(directory / "shares")
+            (directory / "blobs").mkdir()
+            (directory / "blobs" / f"{blob_id}.share").write_bytes(bytes(encoded.shares[index]))
             record = {
-                "metadata": base64.b64encode(metadata).decode(),
-                "storedEpoch": epoch,
-                "storedAt": at,
+                "metadata": base64.b64encode(encoded.metadata.to_bytes()).decode(),
+                "storedEpoch": devnet.current_epoch(),
+                "storedAt": time.time(),
                 "shareStat": None,
             }
-            meta = devnet.share_path(index, blob_id).with_suffix(".meta")
-            meta.write_text(json.dumps(record))
+            (directory / "blobs" / f"{blob_id}.meta").write_text(json.dumps(record))
         for index in range(4):
             devnet.start_node(index)
-            assert not devnet.share_path(index, blob_id).with_suffix(".meta").exists()
-            assert _index_has(devnet.node_directory(index) / "blobs.sqlite3", blob_id)
+            assert not (devnet.node_directory(index) / "blobs").exists()
+            assert devnet.node_share(index, blob_id) == bytes(encoded.shares[index])
         response = http.get(f"{url}/v1/blobs/{blob_id}")
         assert response.status_code == 200 and response.content == data

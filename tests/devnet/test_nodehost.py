@@ -28,7 +28,7 @@ def test_nodes_run_in_a_process_of_their_own(devnet: BackgroundDevnet, http: htt
     blob_id = store(http, url, data)["newlyCreated"]["blobObject"]["blobId"]
     assert http.get(f"{url}/v1/blobs/{blob_id}").content == data
     for index in range(devnet.info.n_shards):
-        assert devnet.share_path(index, blob_id).exists()
+        assert devnet.share_location(index, blob_id) is not None
 
 
 def test_nodes_in_the_devnets_own_loop(tmp_path: Path, http: httpx.Client) -> None:
@@ -41,7 +41,7 @@ def test_nodes_in_the_devnets_own_loop(tmp_path: Path, http: httpx.Client) -> No
         devnet.set_faults(0, NodeFaults(corrupt_reads=True))
         assert http.get(f"{url}/v1/blobs/{blob_id}").content == data
         devnet.start_node(1)
-        poll(devnet.share_path(1, blob_id).exists)  # repaired from its peers
+        poll(lambda: devnet.share_location(1, blob_id))  # repaired from its peers
 
 
 def test_the_ledger_view_agrees_with_the_registry(

@@ -143,8 +143,11 @@ class BackgroundDevnet:
     def set_faults(self, index: int, faults: NodeFaults) -> None:
         self.call(self.devnet.set_faults, index, faults)
 
-    def share_path(self, index: int, blob_id: str) -> Path:
-        return self.devnet.share_path(index, blob_id)
+    def share_location(self, index: int, blob_id: str) -> tuple[Path, int, int] | None:
+        return self.devnet.share_location(index, blob_id)
+
+    def node_share(self, index: int, blob_id: str) -> bytes | None:
+        return self.devnet.node_share(index, blob_id)
 
     def node_directory(self, index: int) -> Path:
         return self.devnet.node_directory(index)

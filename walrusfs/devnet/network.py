@@ -56,6 +56,8 @@ from walrusfs.devnet.registry import (
     SystemParams,
 )
 from walrusfs.devnet.retrieval import FetchPolicy
+from walrusfs.devnet.sharelog import SEGMENT_SIZE
+from walrusfs.devnet.sharelog import scan as scan_shares
 
 __all__ = [
     "DEFAULT_EPOCH_SECONDS",
@@ -108,6 +110,8 @@ class DevnetConfig:
     blocklist: frozenset[str] = frozenset()
     encode_workers: int = 2
     """Processes that run zfec for large blobs (0: encode in a thread of this process)."""
+    share_segment_size: int = SEGMENT_SIZE
+    """A storage node starts a new segment of its share log past this size (devnet.sharelog)."""
     node_process: bool = True
     """Run the storage nodes in a process of their own (devnet.nodehost), so their work uses
     another core than the publisher's; False runs them in the devnet's own trio loop."""
@@ -195,14 +199,26 @@ class Devnet:
             pending_grace=config.pending_grace,
             fetch=config.fetch,
             max_share=-(-max(config.max_body, 1) // k) + 1024,
+            segment_size=config.share_segment_size,
         )
 
     def node_directory(self, index: int) -> Path:
         return node_directory(self.config.directory, index)
 
-    def share_path(self, index: int, blob_id: str) -> Path:
-        """Where node `index` keeps its share of `blob_id` (for fault-injection tests)."""
-        return self.node_directory(index) / "blobs" / f"{blob_id}.share"
+    def share_location(self, index: int, blob_id: str) -> tuple[Path, int, int] | None:
+        """Where node `index` keeps its share of `blob_id` on disk: (segment file, offset,
+        length), or None if it holds none (for tests that inspect or damage shares)."""
+        return scan_shares(self.node_directory(index) / "shares").get(blob_id)
+
+    def node_share(self, index: int, blob_id: str) -> bytes | None:
+        """The bytes of node `index`'s share of `blob_id` as on its disk, or None."""
+        where = self.share_location(index, blob_id)
+        if where is None:
+            return None
+        path, offset, length = where
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read(length)
 
     def node_running(self, index: int) -> bool:
         return self._node_running[index]

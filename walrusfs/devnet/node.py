@@ -13,20 +13,20 @@ Node i holds share i of every blob. It serves a subset of the real storage node 
 | GET | /v1/blobs/{blobId}/confirmation/permanent | Ed25519-signed storage confirmation (devnet.confirm) |
 | GET | /v1/health | index, public key, epoch, blob count |
 
-On disk, in its own directory: `key` (the Ed25519 seed), `blobs/<blobId>.share` (the raw share
-bytes of every blob it holds) and `blobs.sqlite3` (devnet.nodeindex: per blob its metadata,
-the epoch and time of the last upload, and the share file's size/mtime/inode when it was last
-verified). Before it confirms, a node writes the share durably (temp file, fsync, rename, fsync
-directory) and then commits the blob's row (a WAL append and its fsync); metadata that arrives
-without its share stays in memory until the share comes.
+On disk, in its own directory: `key` (the Ed25519 seed) and `shares/` (devnet.sharelog: every
+share it holds, with the blob's metadata and the epoch and time of the last upload, as records
+appended to segment files). Before it confirms, a node appends the share's record and
+fdatasyncs it, a sync shared by concurrent uploads; metadata that arrives without its share
+stays in memory until the share comes. Nodes of older devnets kept `blobs/<blobId>.share`
+files; they are moved into the share log at start.
 
 A maintenance loop, every `maintenance_interval` seconds and whenever a read finds damage:
 - drops blobs whose end epoch has passed (uploaded before that epoch), blobs deleted on chain
   (uploaded before the deletion), and uploads that were never certified once `pending_grace`
   seconds passed. A burned Blob object's storage still counts until its end epoch, as on
   Walrus: the aggregator serves such a blob and nodes keep it until then;
-- re-hashes shares whose file changed since it was verified (a batch of files per pass), and
-  drops corrupt ones;
+- re-hashes shares whose segment changed since they were verified (up to SCRUB_BYTES per
+  pass), and drops corrupt ones;
 - repairs: for every live blob (from the registry) without a good share here, fetches the
   metadata and k verified shares from its peers, rebuilds its own share, checks its hash and
   stores it.
@@ -39,7 +39,6 @@ from __future__ import annotations
 import base64
 import json
 import logging
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -51,13 +50,7 @@ from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_respon
 from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
-from walrusfs.devnet.durable import (
-    fsync_dir,
-    is_temporary,
-    read_file_into,
-    remove_durably,
-    write_file_direct,
-)
+from walrusfs.devnet.durable import remove_durably
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, ShareCoder
 from walrusfs.devnet.errors import InvalidMetadata
 from walrusfs.devnet.httpclient import HTTPClient
@@ -67,15 +60,14 @@ from walrusfs.devnet.httpserver import (
     ServerConfig,
     serve,
 )
-from walrusfs.devnet.nodeindex import IndexRecord, NodeIndex
 from walrusfs.devnet.registry import NodeChainView
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
+from walrusfs.devnet.sharelog import SEGMENT_SIZE, Record, ShareLog
 
 log = logging.getLogger(__name__)
 
-StatSig = tuple[int, int, int]
-
-SCRUB_BATCH = 64
+SCRUB_BYTES = 32 << 20
+"""Bytes of shares a scrub pass may re-hash (those not verified since their segment changed)."""
 REPAIR_SCAN_EVERY = 10
 
 
@@ -99,6 +91,8 @@ class NodeSettings:
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
     max_share: int = 1 << 30
     """Largest share accepted."""
+    segment_size: int = SEGMENT_SIZE
+    """A node's share log starts a new segment file past this size (devnet.sharelog)."""
 
 
 @dataclass
@@ -110,13 +104,11 @@ class _Entry:
     has_share: bool = False
     live_until: int = 0
     """The blob was certified until this epoch when last looked up (0: not known live)."""
-    verified: StatSig | None = None
-    """The share file's (size, mtime_ns, inode) when its hash was last checked."""
+    record: Record | None = None
+    """Where the share is in the node's share log (None while it has none)."""
+    verified: int | None = None
+    """The generation of the share's segment when its hash was last checked (None: never)."""
     lock: trio.Lock = field(default_factory=trio.Lock)
-
-
-def _stat_sig(st: os.stat_result) -> StatSig:
-    return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
 class StorageNode:
@@ -137,8 +129,8 @@ class StorageNode:
         self.settings = settings or NodeSettings()
         self.faults = NodeFaults()
         self._clock = clock
-        self._blobs_dir = directory / "blobs"
-        self._blobs_dir.mkdir(parents=True, exist_ok=True)
+        directory.mkdir(parents=True, exist_ok=True)
+        self._blobs_dir = directory / "blobs"  # where nodes before the share log kept shares
         self._key = load_or_create_key(directory / "key")
         self.public_key = bytes(self._key.verify_key)
         n = registry.params().n_shards
@@ -149,112 +141,138 @@ class StorageNode:
         self._scan_now = False
         self._scrub_queue: list[str] = []
         self._repair_after: dict[str, float] = {}
-        self._index = NodeIndex(directory / "blobs.sqlite3")
+        self._shares = ShareLog(directory / "shares", segment_size=self.settings.segment_size)
         try:
             self._load()
         except BaseException:
-            self._index.close()
+            self._shares.close()
             raise
 
     # -- files
-
-    def share_path(self, blob_id: str) -> Path:
-        return self._blobs_dir / f"{blob_id}.share"
 
     def stored_blob_ids(self) -> list[str]:
         """Blobs whose share this node holds (for tests and status)."""
         return sorted(b for b, e in self._entries.items() if e.has_share)
 
-    def _entry_from(self, blob_id: str, record: IndexRecord) -> _Entry:
-        """The entry for an index row (or a legacy .meta file); InvalidMetadata if the
-        metadata does not hash to the blob id."""
-        metadata = BlobMetadata.from_bytes(record.metadata)
-        metadata.check(blob_id_from_text(blob_id), self._coder.n)
-        return _Entry(
-            metadata,
-            record.stored_epoch,
-            record.stored_at,
-            has_share=self.share_path(blob_id).exists(),
-            verified=record.share_stat,
-        )
-
     def _load(self) -> None:
-        leftovers: list[Path] = []
-        bad_rows = []
-        for record in self._index.records():
+        live, verified = self._shares.replay()
+        for blob_id, record in live.items():
             try:
-                self._entries[record.blob_id] = self._entry_from(record.blob_id, record)
+                metadata = BlobMetadata.from_bytes(record.metadata)
+                metadata.check(blob_id_from_text(blob_id), self._coder.n)
             except (ValueError, InvalidMetadata) as exc:
-                log.warning("node %d: dropping unreadable %s: %s", self.index, record.blob_id, exc)
-                bad_rows.append(record.blob_id)
-                leftovers.append(self.share_path(record.blob_id))
-        # Nodes from before the index kept a JSON .meta file per blob: import them.
-        imported = []
-        for path in self._blobs_dir.iterdir():
-            if is_temporary(path):
-                leftovers.append(path)
-                continue
-            if path.suffix != ".meta":
-                continue
-            blob_id = path.stem
-            leftovers.append(path)
-            try:
-                raw = json.loads(path.read_text())
-                verified = raw.get("shareStat")
-                record = IndexRecord(
-                    blob_id,
-                    base64.b64decode(raw["metadata"]),
-                    int(raw.get("storedEpoch", 0)),
-                    float(raw.get("storedAt", 0.0)),
-                    (int(verified[0]), int(verified[1]), int(verified[2])) if verified else None,
+                log.warning(
+                    "node %d: dropping unreadable record of %s: %s", self.index, blob_id, exc
                 )
-                entry = self._entry_from(blob_id, record)
-            except (ValueError, KeyError, TypeError, InvalidMetadata) as exc:
-                log.warning("node %d: dropping unreadable %s: %s", self.index, path.name, exc)
-                if blob_id not in self._entries:
-                    leftovers.append(self.share_path(blob_id))
+                self._shares.mark_dead(record)
                 continue
-            self._entries.setdefault(blob_id, entry)
-            imported.append(self._record(blob_id, self._entries[blob_id]))
-        if bad_rows:
-            self._index.remove(bad_rows)
-        if imported:
-            self._index.put(imported)  # before the .meta files go
-        # A share whose index row never made it to disk was never confirmed: drop it.
-        leftovers += [
-            path for path in self._blobs_dir.glob("*.share") if path.stem not in self._entries
-        ]
-        if leftovers:
-            remove_durably(leftovers)
+            self._entries[blob_id] = _Entry(
+                metadata,
+                record.stored_epoch,
+                record.stored_at,
+                has_share=True,
+                record=record,
+                verified=self._shares.generation(record.segment) if blob_id in verified else None,
+            )
+        self._import_share_files()
         log.debug("node %d: %d blobs on disk", self.index, len(self._entries))
 
-    def _record(self, blob_id: str, entry: _Entry) -> IndexRecord:
-        return IndexRecord(
-            blob_id,
-            entry.metadata.to_bytes(),
-            entry.stored_epoch,
-            entry.stored_at,
-            entry.verified,
-        )
+    def _import_share_files(self) -> None:
+        """Nodes used to keep a file per share, `blobs/<blobId>.share`, with its metadata in a
+        `<blobId>.meta` JSON file or a row of `blobs.sqlite3`: move them into the share log
+        (each share checked against its hash), then remove them."""
+        old = self._blobs_dir
+        if not old.is_dir():
+            return
+        records: dict[str, tuple[bytes, int, float]] = {}
+        index = self.directory / "blobs.sqlite3"
+        if index.exists():
+            import sqlite3
+
+            db = sqlite3.connect(f"file:{index}?mode=ro", uri=True)
+            try:
+                rows = db.execute("SELECT blob_id, metadata, stored_epoch, stored_at FROM blobs")
+                for blob_id, metadata, epoch, at in rows:
+                    records[str(blob_id)] = (bytes(metadata), int(epoch), float(at))
+            except sqlite3.Error as exc:
+                log.warning("node %d: cannot read %s: %s", self.index, index, exc)
+            finally:
+                db.close()
+        for path in old.glob("*.meta"):
+            try:
+                raw = json.loads(path.read_text())
+                records.setdefault(
+                    path.stem,
+                    (
+                        base64.b64decode(raw["metadata"]),
+                        int(raw.get("storedEpoch", 0)),
+                        float(raw.get("storedAt", 0.0)),
+                    ),
+                )
+            except (ValueError, KeyError, TypeError) as exc:
+                log.warning("node %d: dropping unreadable %s: %s", self.index, path.name, exc)
+        for blob_id, (raw_metadata, epoch, at) in records.items():
+            share_path = old / f"{blob_id}.share"
+            try:
+                metadata = BlobMetadata.from_bytes(raw_metadata)
+                metadata.check(blob_id_from_text(blob_id), self._coder.n)
+                share = share_path.read_bytes()
+            except (ValueError, InvalidMetadata, OSError):
+                continue  # metadata without its share, or unreadable: repair will see to it
+            if blake2b256(share) != metadata.share_hashes[self.index] or blob_id in self._entries:
+                continue
+            entry = _Entry(metadata, epoch, at)
+            self._write_blob(blob_id, entry, share)
+            entry.has_share = True
+            self._entries[blob_id] = entry
+        leftovers = [*old.iterdir(), *self.directory.glob("blobs.sqlite3*")]
+        remove_durably(leftovers)
+        old.rmdir()
+        if records:
+            log.info("node %d: moved %d shares into its share log", self.index, len(records))
 
     def _write_blob(
         self, blob_id: str, entry: _Entry, share: Buffer | None, aligned: memoryview | None = None
     ) -> None:
-        """Durably write the share (if given: temp file, fsync, rename, fsync directory), then
-        the blob's index row (committed durably). Blocks: call it from a worker thread.
+        """Append the share with the entry's metadata and stamps to the share log, durably
+        (with `share` None: the share it holds already, under new stamps). Blocks: call it
+        from a worker thread.
 
         `aligned` (from a pool lease holding the share) lets the share go out with O_DIRECT.
         """
-        if share is not None:
-            st = write_file_direct(self.share_path(blob_id), share, aligned)
-            entry.verified = _stat_sig(st)
-            fsync_dir(self._blobs_dir)
-        self._index.put([self._record(blob_id, entry)])
+        old = entry.record
+        lease = None
+        if share is None:
+            assert old is not None, "new stamps for a share the node does not hold"
+            lease = POOL.get(old.data_len)
+            if not self._shares.read(old, lease.aligned):
+                lease.release()
+                raise OSError(f"the share of {blob_id} is gone from the share log")
+            share, aligned = lease.view, lease.aligned
+        try:
+            record = self._shares.put(
+                blob_id,
+                entry.metadata.to_bytes(),
+                entry.stored_epoch,
+                entry.stored_at,
+                share,
+                aligned,
+            )
+        finally:
+            if lease is not None:
+                lease.release()
+        entry.record = record
+        if lease is None or entry.verified is not None:
+            entry.verified = self._shares.generation(record.segment)
+        if old is not None:
+            self._shares.mark_dead(old)
 
-    def _forget_blob(self, blob_id: str) -> None:
-        """Remove the share file durably, then the index row. Blocks."""
-        remove_durably([self.share_path(blob_id)])
-        self._index.remove([blob_id])
+    def _forget_blob(self, entry: _Entry) -> None:
+        """The share is no longer held (its record marked dead). Blocks."""
+        record, entry.record = entry.record, None
+        entry.verified = None
+        if record is not None:
+            self._shares.mark_dead(record)
 
     # -- HTTP
 
@@ -290,8 +308,24 @@ class StorageNode:
         finally:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
-                # Wait for writes running in threads, then let the index go.
-                await trio.to_thread.run_sync(self._index.close)
+                # Writes in threads are done (trio waits for them); remember what is verified.
+                await trio.to_thread.run_sync(self._close_shares)
+
+    def _close_shares(self) -> None:
+        try:
+            self._save_verified()
+        except OSError as exc:
+            log.warning("node %d: cannot save what is verified: %s", self.index, exc)
+        self._shares.close()
+
+    def _save_verified(self) -> None:
+        generations = {n: self._shares.generation(n) for n in self._shares.segments()}
+        verified = dict.fromkeys(generations, True)
+        for entry in self._entries.values():
+            record = entry.record
+            if record is not None and entry.verified != generations.get(record.segment):
+                verified[record.segment] = False
+        self._shares.save_verified(verified)
 
     def _body_buffer(self, request: Request, length: int) -> memoryview | None:
         """Shares are received into pooled buffers that can be written with O_DIRECT."""
@@ -447,47 +481,47 @@ class StorageNode:
         return True
 
     async def _read_share(self, blob_text: str, entry: _Entry) -> Lease | None:
-        """The share from disk in a pool lease (the caller releases it), verified if its file
-        changed since the last check. A corrupt or vanished share is dropped and queued for
-        repair; returns None then."""
-        path = self.share_path(blob_text)
+        """The share from the share log in a pool lease (the caller releases it), hashed
+        again if its segment changed since it was last verified. A corrupt or vanished share
+        is dropped and queued for repair; returns None then."""
+        shares = self._shares
+        for _attempt in range(3):
+            record = entry.record
+            if record is None:
+                return None
 
-        def read() -> tuple[Lease, StatSig] | None:
-            try:
-                sig = _stat_sig(os.stat(path))
-            except FileNotFoundError:
-                return None
-            lease = POOL.get(sig[0])
-            try:
-                got = read_file_into(path, lease.aligned)
-            except FileNotFoundError:
-                lease.release()
-                return None
-            if got != sig[0]:
-                lease.release()
-                return None
-            return lease, sig
+            def read(record: Record = record) -> tuple[Lease, int] | None:
+                generation = shares.generation(record.segment)
+                lease = POOL.get(record.data_len)
+                if not shares.read(record, lease.aligned):
+                    lease.release()
+                    return None
+                return lease, generation
 
-        got = await trio.to_thread.run_sync(read)
+            got = await trio.to_thread.run_sync(read)
+            if got is None and entry.record is not record:
+                continue  # moved meanwhile (compaction, a re-upload): read it where it is now
+            break
         if got is not None:
-            lease, sig = got
-            if sig == entry.verified:
+            lease, generation = got
+            if entry.verified == generation and generation >= 0:
                 return lease
             if await hash_bytes(lease.view) == entry.metadata.share_hashes[self.index]:
-                entry.verified = sig
+                if entry.record is record:
+                    entry.verified = generation
                 return lease
             lease.release()
             log.warning("node %d: share of %s is corrupt on disk", self.index, blob_text)
         else:
             log.warning("node %d: share of %s vanished from disk", self.index, blob_text)
-        await self._drop_share(blob_text, entry)
+        if entry.record is record:
+            await self._drop_share(blob_text, entry)
         return None
 
     async def _drop_share(self, blob_text: str, entry: _Entry) -> None:
         async with entry.lock:
             entry.has_share = False
-            entry.verified = None
-            await trio.to_thread.run_sync(remove_durably, [self.share_path(blob_text)])
+            await trio.to_thread.run_sync(self._forget_blob, entry)
         self._repair_after.pop(blob_text, None)
         self._scan_now = True
         self._wake.set()
@@ -543,9 +577,10 @@ class StorageNode:
         """Every pass: drop what expired, scrub a batch of shares, repair what is missing.
 
         Costs stay bounded as blobs accumulate: a live blob is not looked up in the registry
-        again before the end epoch last seen for it, scrubbing stats SCRUB_BATCH files a pass,
-        and the registry's full list of live blobs is compared with this node's holdings only
-        at start, every REPAIR_SCAN_EVERY passes and after a share was dropped.
+        again before the end epoch last seen for it, scrubbing stats the share log's segments
+        and hashes at most SCRUB_BYTES a pass, and the registry's full list of live blobs is
+        compared with this node's holdings only at start, every REPAIR_SCAN_EVERY passes and
+        after a share was dropped (when the node also notes which segments are verified).
         """
         if committee_ready is not None:
             await committee_ready.wait()
@@ -557,6 +592,8 @@ class StorageNode:
                 await self._collect_garbage(recheck=full)
                 await self._scrub()
                 await self._repair_missing(full)
+                if full:
+                    await trio.to_thread.run_sync(self._save_verified)
             except Exception:
                 log.exception("node %d: maintenance pass failed", self.index)
             passes += 1
@@ -592,29 +629,60 @@ class StorageNode:
                 ):
                     continue  # re-uploaded meanwhile
                 del self._entries[blob_text]
-                await trio.to_thread.run_sync(self._forget_blob, blob_text)
+                await trio.to_thread.run_sync(self._forget_blob, entry)
             self._repair_after.pop(blob_text, None)
             log.debug("node %d: dropped %s", self.index, blob_text)
 
     async def _scrub(self) -> None:
-        """Re-verify shares whose files changed behind the node's back (stat only, a batch
-        of SCRUB_BATCH per pass, round robin)."""
+        """Re-verify shares whose segment changed behind the node's back since they were
+        last verified (a stat per segment; at most SCRUB_BYTES hashed per pass, round robin),
+        and give back the space of dropped shares."""
         if not self._scrub_queue:
             self._scrub_queue = [b for b, e in self._entries.items() if e.has_share]
-        batch, self._scrub_queue = self._scrub_queue[:SCRUB_BATCH], self._scrub_queue[SCRUB_BATCH:]
-        for blob_text in batch:
+        generations = {n: self._shares.generation(n) for n in self._shares.segments()}
+        budget = SCRUB_BYTES
+        while self._scrub_queue and budget > 0:
+            blob_text = self._scrub_queue.pop()
             entry = self._entries.get(blob_text)
-            if entry is None or not entry.has_share:
+            record = entry.record if entry is not None else None
+            if entry is None or record is None:
                 continue
-            try:
-                sig = _stat_sig(os.stat(self.share_path(blob_text)))
-            except FileNotFoundError:
-                sig = None
-            if sig is not None and sig == entry.verified:
+            if entry.verified is not None and entry.verified == generations.get(record.segment):
                 continue
+            budget -= record.data_len
             lease = await self._read_share(blob_text, entry)
             if lease is not None:
                 lease.release()
+        await self._compact()
+
+    async def _compact(self) -> None:
+        """Remove segments without live shares; empty mostly-dead ones first by copying their
+        live shares to the current segment."""
+        shares = self._shares
+        active = shares.active_segment()
+        for number, (size, live) in sorted(shares.segments().items()):
+            if number == active or (live > 0 and 2 * live > size):
+                continue
+            for blob_text, entry in list(self._entries.items()):
+                record = entry.record
+                if record is None or record.segment != number:
+                    continue
+                async with entry.lock:
+                    if entry.record is not record:
+                        continue
+                    old_generation = shares.generation(number)
+                    moved = await trio.to_thread.run_sync(shares.copy, record)
+                    if moved is None:
+                        continue
+                    entry.record = moved
+                    if entry.verified == old_generation:
+                        entry.verified = shares.generation(moved.segment)
+                    else:
+                        entry.verified = None
+                log.debug("node %d: moved %s out of segment %d", self.index, blob_text, number)
+            if shares.segments().get(number, (0, 1))[1] <= 0:
+                await trio.to_thread.run_sync(shares.remove_segment, number)
+                log.debug("node %d: removed segment %d", self.index, number)
 
     async def _repair_missing(self, full: bool) -> None:
         now = self._clock()

@@ -180,6 +180,7 @@ class NodeHostProcess:
                 "maintenance_interval": settings.maintenance_interval,
                 "pending_grace": settings.pending_grace,
                 "max_share": settings.max_share,
+                "segment_size": settings.segment_size,
                 "fetch": asdict(settings.fetch),
             },
             "host": host,
@@ -264,6 +265,7 @@ async def _serve_commands(config: dict[str, Any]) -> None:
         maintenance_interval=float(raw["maintenance_interval"]),
         pending_grace=float(raw["pending_grace"]),
         max_share=int(raw["max_share"]),
+        segment_size=int(raw["segment_size"]),
         fetch=FetchPolicy(**raw["fetch"]),
     )
     view = LedgerView(directory / "ledger.sqlite3", params)

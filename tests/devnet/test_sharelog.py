@@ -1,0 +1,194 @@
+"""A storage node's share log (walrusfs.devnet.sharelog): records, replay, damage, space."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import httpx
+import pytest
+from devnet.devnet_helpers import make_config, poll, store
+
+from walrusfs.devnet.background import BackgroundDevnet
+from walrusfs.devnet.blobid import blob_id_to_text
+from walrusfs.devnet.buffers import POOL
+from walrusfs.devnet.sharelog import ALIGN, MAGIC, Record, ShareLog, scan
+
+SIZES = (0, 1, ALIGN, 5000, 262144, 300_001)
+
+
+def _blob_id() -> str:
+    return blob_id_to_text(os.urandom(32))
+
+
+def _read(log: ShareLog, record: Record) -> bytes:
+    lease = POOL.get(record.data_len)
+    try:
+        assert log.read(record, lease.aligned)
+        return bytes(lease.view)
+    finally:
+        lease.release()
+
+
+@pytest.fixture(params=["disk", "shm"])
+def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
+    """A directory on the test's filesystem, and one on tmpfs (often no O_DIRECT there)."""
+    if request.param == "disk":
+        return tmp_path / "shares"
+    if not Path("/dev/shm").is_dir():
+        pytest.skip("no /dev/shm")
+    directory = Path(tempfile.mkdtemp(prefix="walrusfs-test-", dir="/dev/shm"))
+    request.addfinalizer(lambda: shutil.rmtree(directory, ignore_errors=True))
+    return directory / "shares"
+
+
+def test_shares_survive_a_restart_and_read_back(where: Path) -> None:
+    log = ShareLog(where, segment_size=256 << 10)
+    shares = {_blob_id(): os.urandom(size) for size in SIZES}
+    records = {b: log.put(b, b"metadata of " + b.encode(), 7, 1.5, d) for b, d in shares.items()}
+    for blob_id, data in shares.items():
+        assert _read(log, records[blob_id]) == data
+    assert len(log.segments()) >= 2  # it rolled over to a new segment
+    log.close()
+    log = ShareLog(where, segment_size=256 << 10)
+    live, _verified = log.replay()
+    assert set(live) == set(shares)
+    for blob_id, data in shares.items():
+        record = live[blob_id]
+        assert (record.metadata, record.stored_epoch, record.stored_at) == (
+            b"metadata of " + blob_id.encode(),
+            7,
+            1.5,
+        )
+        assert _read(log, record) == data
+    found = scan(where)
+    for blob_id, data in shares.items():
+        path, offset, length = found[blob_id]
+        with open(path, "rb") as f:
+            f.seek(offset)
+            assert f.read(length) == data
+    log.close()
+
+
+def test_dead_and_replaced_records_are_not_replayed(tmp_path: Path) -> None:
+    log = ShareLog(tmp_path)
+    gone, kept, replaced = _blob_id(), _blob_id(), _blob_id()
+    log.mark_dead(log.put(gone, b"m", 1, 1.0, b"gone"))
+    log.put(kept, b"m", 1, 1.0, b"kept")
+    log.put(replaced, b"m", 1, 1.0, b"first")
+    log.put(replaced, b"m", 2, 2.0, b"second")  # a re-upload whose old record's mark was lost
+    log.close()
+    log = ShareLog(tmp_path)
+    live, _verified = log.replay()
+    assert set(live) == {kept, replaced}
+    assert live[replaced].stored_epoch == 2 and _read(log, live[replaced]) == b"second"
+    log.close()
+    log = ShareLog(tmp_path)
+    live, _verified = log.replay()  # the replaced record was marked dead by the first replay
+    assert set(live) == {kept, replaced}
+    log.close()
+
+
+def test_torn_records_are_skipped_and_later_ones_kept(tmp_path: Path) -> None:
+    log = ShareLog(tmp_path)
+    first, torn, after = _blob_id(), _blob_id(), _blob_id()
+    log.put(first, b"m", 1, 1.0, os.urandom(9000))
+    record = log.put(torn, b"m", 1, 1.0, os.urandom(9000))
+    log.close()
+    (segment,) = tmp_path.glob("*.seg")
+    with open(segment, "r+b") as f:
+        f.seek(record.offset + 100)  # a header half written
+        f.write(os.urandom(200))
+        f.seek(0, os.SEEK_END)
+        f.write(MAGIC + os.urandom(7000))  # and an append cut short
+    log = ShareLog(tmp_path)
+    live, _verified = log.replay()
+    assert set(live) == {first}
+    log.put(after, b"m", 1, 1.0, b"after the damage")
+    log.close()
+    log = ShareLog(tmp_path)
+    live, _verified = log.replay()
+    assert set(live) == {first, after}
+    assert _read(log, live[after]) == b"after the damage"
+    log.close()
+
+
+def test_changes_behind_the_logs_back_bump_the_generation(tmp_path: Path) -> None:
+    log = ShareLog(tmp_path)
+    record = log.put(_blob_id(), b"m", 1, 1.0, os.urandom(10000))
+    generation = log.generation(record.segment)
+    log.put(_blob_id(), b"m", 1, 1.0, b"our own write")
+    assert log.generation(record.segment) == generation
+    (segment,) = tmp_path.glob("*.seg")
+    with open(segment, "r+b") as f:
+        f.seek(record.offset + record.header_len + 5)
+        f.write(b"rot")
+    assert log.generation(record.segment) == generation + 1
+    log.close()
+
+
+def test_verified_segments_are_remembered_across_restarts(tmp_path: Path) -> None:
+    log = ShareLog(tmp_path)
+    record = log.put(_blob_id(), b"m", 1, 1.0, b"checked")
+    log.save_verified({record.segment: True})
+    log.close()
+    log = ShareLog(tmp_path)
+    _live, verified = log.replay()
+    assert verified == {record.blob_id}
+    log.close()
+    (segment,) = tmp_path.glob("*.seg")
+    with open(segment, "r+b") as f:
+        f.seek(record.offset + record.header_len)
+        f.write(b"C")
+    log = ShareLog(tmp_path)
+    _live, verified = log.replay()
+    assert verified == set()  # the segment changed since: hash its shares again
+    log.close()
+
+
+def test_a_segment_is_emptied_by_copying_and_removed(tmp_path: Path) -> None:
+    log = ShareLog(tmp_path, segment_size=64 << 10)
+    records = [log.put(_blob_id(), b"m", 1, 1.0, os.urandom(20000)) for _ in range(6)]
+    first = records[0].segment
+    in_first = [r for r in records if r.segment == first]
+    assert 1 < len(in_first) < len(records)
+    log.mark_dead(in_first[0])
+    moved = [log.copy(r) for r in in_first[1:]]
+    assert all(m is not None and m.segment != first for m in moved)
+    assert log.segments()[first][1] == 0
+    log.remove_segment(first)
+    assert not (tmp_path / f"{first:08d}.seg").exists()
+    log.close()
+    log = ShareLog(tmp_path, segment_size=64 << 10)
+    live, _verified = log.replay()
+    assert set(live) == {r.blob_id for r in records[1:]}
+    log.close()
+
+
+def test_nodes_give_back_the_space_of_dropped_shares(tmp_path: Path, http: httpx.Client) -> None:
+    """Shares of expired blobs are dropped and the segments that held them are removed."""
+    config = make_config(tmp_path / "dn", nodes=4, epoch_seconds=2.0, share_segment_size=64 << 10)
+    with BackgroundDevnet(config) as devnet:
+        url = devnet.info.publisher_url
+        short = [
+            store(http, url, os.urandom(60_000), "?epochs=1")["newlyCreated"]["blobObject"]
+            for _ in range(6)
+        ]
+        long_data = os.urandom(60_000)
+        long = store(http, url, long_data, "?epochs=5")["newlyCreated"]["blobObject"]
+        segments = tmp_path / "dn" / "nodes" / "node-00" / "shares"
+        before = set(segments.glob("*.seg"))
+        assert len(before) >= 3
+        end = short[-1]["storage"]["endEpoch"]
+        poll(lambda: devnet.current_epoch() >= end, timeout=10)
+        for blob in short:
+            poll(lambda blob=blob: devnet.share_location(0, blob["blobId"]) is None)
+        poll(lambda: len(set(segments.glob("*.seg")) & before) <= 1)
+        assert http.get(f"{url}/v1/blobs/{long['blobId']}").content == long_data
+        devnet.stop_node(0)
+        devnet.start_node(0)
+        devnet.stop_node(1)
+        devnet.stop_node(2)  # node 0's share of the long blob is needed now
+        assert http.get(f"{url}/v1/blobs/{long['blobId']}").content == long_data
