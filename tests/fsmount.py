@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from walrusfs.fs import filesystem, mounts
@@ -83,10 +84,19 @@ class FsUnderTest:
     def pid(self) -> int | None:
         return filesystem.read_lock_pid(str(self.dir))
 
-    def kill(self) -> None:
-        """SIGKILL the daemon, wait for it to be gone, and detach the dead mount."""
+    def kill(self, *, writers: Sequence[subprocess.Popen[bytes]] = ()) -> None:
+        """SIGKILL the daemon, wait for it to be gone, and detach the dead mount.
+
+        `writers`, processes working in the mount, are stopped before the kill and killed
+        before the detach: once the dead mount is detached its path is the bare mount point
+        directory, and a writer left running would go on creating files there (which a
+        later mount hides, and a test would take for files the filesystem lost). A pending
+        SIGSTOP keeps a process from running any more of its own code, so none starts
+        another system call after the kill."""
         pid = self.pid
         assert pid, "no daemon pid"
+        for writer in writers:
+            writer.send_signal(signal.SIGSTOP)
         os.kill(pid, signal.SIGKILL)
 
         def gone() -> bool:
@@ -103,8 +113,12 @@ class FsUnderTest:
             return False
 
         wait_until(gone, what=f"daemon {pid} to die")
+        for writer in writers:
+            writer.kill()
+            writer.wait()
         force_unmount(self.mnt)
         wait_until(lambda: not self.is_mounted(), what="dead mount to detach")
+        assert not os.listdir(self.mnt), "something wrote into the bare mount point"
 
     def cleanup(self) -> None:
         if self.is_mounted():

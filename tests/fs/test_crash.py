@@ -81,7 +81,7 @@ def test_sigkill_during_fsynced_writes_loses_nothing(fs: FsUnderTest, tmp_path: 
             timeout=60,
             what="fsynced writes",
         )
-        fs.kill()
+        fs.kill(writers=[writer])
     finally:
         writer.kill()
         writer.wait()

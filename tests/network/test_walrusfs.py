@@ -233,7 +233,7 @@ def test_sigkill_during_upload_loses_nothing_fsynced(netfs: NetFs, tmp_path: Pat
         )  # fmt: skip
         wait_until(lambda: netfs.status()["packs_stored"] >= 1, timeout=60, what="a pack")
         assert netfs.status()["dirty_bytes"] > 0
-        netfs.kill()
+        netfs.kill(writers=[writer])
     finally:
         writer.kill()
         writer.wait()
