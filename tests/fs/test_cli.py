@@ -85,6 +85,17 @@ def test_mount_errors(fs_unmounted: FsUnderTest, tmp_path: Path) -> None:
         command("mount.walrusfs", "-o", "frobnicate", src, str(fs_unmounted.mnt), check=False),
         "unknown mount option",
     )
+    # A mount point with files in it would hide them: refused unless -o nonempty.
+    (fs_unmounted.mnt / "left behind").write_text("still here")
+    one_line_error(
+        command("mount.walrusfs", src, str(fs_unmounted.mnt), check=False), "is not empty"
+    )
+    assert not fs_unmounted.is_mounted()
+    fs_unmounted.mount("nonempty")
+    assert not (fs_unmounted.mnt / "left behind").exists()
+    fs_unmounted.umount()
+    assert (fs_unmounted.mnt / "left behind").read_text() == "still here"
+    (fs_unmounted.mnt / "left behind").unlink()
     # A mount point where something is mounted already is busy.
     fs_unmounted.mount()
     other = FsUnderTest(tmp_path, name="other")

@@ -144,8 +144,10 @@ def test_one_writer_at_a_time_and_snapshots_beside_it(netfs: NetFs, tmp_path: Pa
     assert len(proc.stderr.strip().splitlines()) == 1
     assert not other.is_mounted()
     # From this machine too (a second mount of the same directory is refused by its lock).
+    second = tmp_path / "second-mnt"
+    second.mkdir()
     proc = command("mount.walrusfs", "--passphrase-file", str(netfs.pp), str(netfs.dir),
-                   str(tmp_path), check=False)  # fmt: skip
+                   str(second), check=False)  # fmt: skip
     assert proc.returncode != 0 and "in use" in proc.stderr
 
     # A snapshot of the first commit, read-only, beside the read-write mount.

@@ -60,6 +60,8 @@ mount options (-o, comma-separated):
   cache_size=SIZE    keep at most SIZE of data in the local cache (default 16G): clean
                      blocks beyond it are evicted, and fetched again when read
   dirty_limit=SIZE   writers wait while more than SIZE is not yet uploaded (default 4G)
+  nonempty           mount although MOUNTPOINT is not empty (what is in it stays hidden
+                     until the filesystem is unmounted)
   takeover           become the filesystem's writer although the anchor names another
                      read-write mount (only when that mount is gone for good)
   snapshot=SEQ       mount commit SEQ of the filesystem in SOURCE, read-only, beside a
@@ -123,6 +125,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
     read_only = allow_other = allow_root = debug_fuse = takeover = False
     writeback = True
     args.snapshot = None
+    args.nonempty = False
     commit = 1.0
     manifest_commit: float | None = None
     sizes: dict[str, int] = {}
@@ -150,6 +153,8 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
             args.log = value
         elif opt == "takeover":
             takeover = True
+        elif opt == "nonempty":
+            args.nonempty = True
         elif name == "snapshot" and value:
             try:
                 args.snapshot = int(value)
@@ -194,7 +199,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
     )
 
 
-def check_mountpoint(path: str) -> str:
+def check_mountpoint(path: str, *, nonempty: bool = False) -> str:
     path = os.path.abspath(path)
     try:
         os.stat(path)
@@ -214,6 +219,19 @@ def check_mountpoint(path: str) -> str:
         raise WalrusfsError(
             f"mount point {path} is busy: {existing.source} ({existing.fstype}) is mounted there"
         )
+    if not nonempty:
+        # Files in the mount point would be hidden while mounted: after a crash, a program
+        # that went on writing once the dead mount was detached leaves its files there.
+        try:
+            with os.scandir(path) as entries:
+                occupied = next(entries, None) is not None
+        except OSError:
+            occupied = False  # not ours to read: the mount itself will say what is wrong
+        if occupied:
+            raise WalrusfsError(
+                f"mount point {path} is not empty, and mounting would hide what is in it;"
+                " move that away, or mount with -o nonempty"
+            )
     return path
 
 
@@ -358,7 +376,7 @@ def _main(argv: Sequence[str]) -> int:
     if args.fake:
         return 0
     source = os.path.abspath(args.source)
-    mountpoint = check_mountpoint(args.mountpoint)
+    mountpoint = check_mountpoint(args.mountpoint, nonempty=args.nonempty)
     os.umask(0o077)
     the_plan = plan(args, source)
     if args.foreground:
