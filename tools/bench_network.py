@@ -64,13 +64,12 @@ class Fs:
 
 
 def write_new_data(root: Path, size: int) -> None:
-    chunk = random.Random(3).randbytes(16 << 20)
     fd = os.open(root / "data", os.O_WRONLY | os.O_CREAT, 0o644)
     written = 0
     while written < size:
-        # New data every time: no block may deduplicate against another.
-        piece = os.urandom(16) + chunk[16 : min(len(chunk), size - written)]
-        written += os.write(fd, piece)
+        # Random bytes throughout: no block may deduplicate against another, whatever the
+        # filesystem's block size.
+        written += os.write(fd, os.urandom(min(16 << 20, size - written)))
     os.close(fd)
 
 
