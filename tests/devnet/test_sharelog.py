@@ -158,7 +158,13 @@ def test_a_segment_is_emptied_by_copying_and_removed(tmp_path: Path) -> None:
     moved = [log.copy(r) for r in in_first[1:]]
     assert all(m is not None and m.segment != first for m in moved)
     assert log.segments()[first][1] == 0
-    log.remove_segment(first)
+    # Not while something has it pinned (a read, or an append not yet counted).
+    pinned = log._pin(first)
+    assert pinned is not None
+    assert not log.remove_segment(first)
+    assert (tmp_path / f"{first:08d}.seg").exists()
+    log._unpin(pinned)
+    assert log.remove_segment(first)
     assert not (tmp_path / f"{first:08d}.seg").exists()
     log.close()
     log = ShareLog(tmp_path, segment_size=64 << 10)

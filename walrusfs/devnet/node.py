@@ -680,8 +680,9 @@ class StorageNode:
                     else:
                         entry.verified = None
                 log.debug("node %d: moved %s out of segment %d", self.index, blob_text, number)
-            if shares.segments().get(number, (0, 1))[1] <= 0:
-                await trio.to_thread.run_sync(shares.remove_segment, number)
+            if shares.segments().get(number, (0, 1))[1] <= 0 and await trio.to_thread.run_sync(
+                shares.remove_segment, number
+            ):
                 log.debug("node %d: removed segment %d", self.index, number)
 
     async def _repair_missing(self, full: bool) -> None:

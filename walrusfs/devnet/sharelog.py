@@ -469,21 +469,27 @@ class ShareLog:
         with self._lock:
             return None if self._active is None else self._active.number
 
-    def remove_segment(self, number: int) -> None:
-        """Remove a segment without LIVE records (durably)."""
+    def remove_segment(self, number: int) -> bool:
+        """Remove a segment without LIVE records (durably). False, and nothing done, while
+        anything has it pinned: a read, or an append that reserved room in it before a
+        newer segment took over and has not counted its record yet (removing the file then
+        would lose a share the node is about to confirm)."""
         with self._lock:
-            segment = self._segments.pop(number, None)
+            segment = self._segments.get(number)
             if segment is None:
-                return
+                return True
+            if segment.readers > 0:
+                return False
             assert segment.live_bytes <= 0, "a segment with live records"
+            del self._segments[number]
             if self._active is segment:
                 self._active = None
             segment.removed = True
-            if segment.readers == 0:
-                os.close(segment.fd)
-                segment.fd = -1
+            os.close(segment.fd)
+            segment.fd = -1
         segment.path.unlink(missing_ok=True)
         fsync_dir(self.directory)
+        return True
 
     def copy(self, record: Record) -> Record | None:
         """Append a durable copy of a LIVE record (to empty its segment) and mark the old one
