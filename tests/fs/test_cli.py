@@ -200,3 +200,12 @@ def test_mount_t_walrusfs_and_fstab(fs_unmounted: FsUnderTest, tmp_path: Path) -
     proc = subprocess.run(["umount", str(fs_unmounted.mnt)], capture_output=True, text=True)
     assert proc.returncode == 0, proc.stderr
     assert not fs_unmounted.is_mounted()
+
+
+def test_readahead_is_raised_once_the_kernel_is_connected(fs: FsUnderTest) -> None:
+    """Sequential reads come in 1 MiB requests, not the kernel's 128 KiB: the readahead is
+    set after the FUSE_INIT reply, which would otherwise cap it back."""
+    mount = mounts.find(str(fs.mnt))
+    assert mount is not None
+    setting = Path(f"/sys/class/bdi/{mount.major}:{mount.minor}/read_ahead_kb")
+    wait_until(lambda: setting.read_text().strip() == "1024", what="readahead of 1 MiB")

@@ -249,9 +249,10 @@ async def _serve(
         if services is not None:
             fs.cache.fetcher = services.fetcher
             fs.cache.tracking = True
+        initialized = trio.Event()
+        ops.on_init = initialized.set
         pyfuse3.init(ops, mountpoint, fuse_options(fs, opts))
         mounted = True
-        tune_readahead(mountpoint)
 
         def stop() -> None:
             nonlocal terminated
@@ -262,6 +263,7 @@ async def _serve(
             return await _control(fs, services, request)
 
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(_tune_readahead_after_init, initialized, mountpoint)
             nursery.start_soon(_commit_periodically, fs, opts.commit_interval)
             nursery.start_soon(_checkpoint_periodically, fs)
             nursery.start_soon(_watch_signals, stop)
@@ -334,6 +336,15 @@ async def _control(
             )
         return reply
     raise ControlError(f"unknown request {op!r}")
+
+
+async def _tune_readahead_after_init(initialized: trio.Event, mountpoint: str) -> None:
+    """Raise the readahead once the kernel has our reply to FUSE_INIT: handling that reply
+    caps the readahead at what the kernel offered in FUSE_INIT (its 128 KiB default), so a
+    value set before it is lost. The reply is written as soon as Operations.init returns,
+    before the session loop lets this task run."""
+    await initialized.wait()
+    tune_readahead(mountpoint)
 
 
 def tune_readahead(mountpoint: str, kib: int = 1024) -> None:

@@ -125,6 +125,12 @@ class Operations(pyfuse3.Operations):
         self.handles: dict[int, Handle] = {}
         self.open_count: dict[int, int] = {}
         self._next_fh = 1
+        # Called when the kernel's FUSE_INIT arrives (before our reply to it is sent).
+        self.on_init: Callable[[], None] | None = None
+
+    def init(self) -> None:
+        if self.on_init is not None:
+            self.on_init()
 
     # -- helpers --------------------------------------------------------------------------
 
