@@ -520,18 +520,9 @@ class Execution:
         """Borrow an object argument (by & or &mut)."""
         if arg.kind == 0:
             live = self._gas_live(index)
+            self._check_type(live, index, expected)
         else:
-            slots, i = self._slot(arg, index)
-            v = slots[i]
-            if v is None:
-                raise self.arg_error(index, ARG_INVALID_VALUE_USAGE, "value already moved")
-            if not isinstance(v, ObjectValue):
-                raise self.arg_error(index, ARG_TYPE_MISMATCH, "TypeMismatch (not an object)")
-            live = self.live[v.id]
-        if expected is not None and live.type_ != expected:
-            raise self.arg_error(
-                index, ARG_TYPE_MISMATCH, f"TypeMismatch ({live.type_.name} for {expected.name})"
-            )
+            _slots, _i, live = self._object_in_slot(arg, index, expected)
         immutable = live.id in self.readonly_shared or (
             live.original is not None and live.original.owner.kind == IMMUTABLE
         )
@@ -549,17 +540,7 @@ class Execution:
             live = self._gas_live(index)
             live.owner = None
             return live
-        slots, i = self._slot(arg, index)
-        v = slots[i]
-        if v is None:
-            raise self.arg_error(index, ARG_INVALID_VALUE_USAGE, "value already moved")
-        if not isinstance(v, ObjectValue):
-            raise self.arg_error(index, ARG_TYPE_MISMATCH, "TypeMismatch (not an object)")
-        live = self.live[v.id]
-        if expected is not None and live.type_ != expected:
-            raise self.arg_error(
-                index, ARG_TYPE_MISMATCH, f"TypeMismatch ({live.type_.name} for {expected.name})"
-            )
+        slots, i, live = self._object_in_slot(arg, index, expected)
         if arg.kind == 1 and (
             live.id in self.mutable_shared
             or live.id in self.readonly_shared
@@ -569,6 +550,27 @@ class Execution:
         slots[i] = None
         live.owner = None
         return live
+
+    def _object_in_slot(
+        self, arg: Argument, index: int, expected: StructTag | None
+    ) -> tuple[list[Value | None], int, Live]:
+        """The object an input or result argument holds: (its slots, its index, the object),
+        checked to be there, to be an object, and to be of the expected type."""
+        slots, i = self._slot(arg, index)
+        v = slots[i]
+        if v is None:
+            raise self.arg_error(index, ARG_INVALID_VALUE_USAGE, "value already moved")
+        if not isinstance(v, ObjectValue):
+            raise self.arg_error(index, ARG_TYPE_MISMATCH, "TypeMismatch (not an object)")
+        live = self.live[v.id]
+        self._check_type(live, index, expected)
+        return slots, i, live
+
+    def _check_type(self, live: Live, index: int, expected: StructTag | None) -> None:
+        if expected is not None and live.type_ != expected:
+            raise self.arg_error(
+                index, ARG_TYPE_MISMATCH, f"TypeMismatch ({live.type_.name} for {expected.name})"
+            )
 
     def _pure(self, arg: Argument, index: int, layout: Layout) -> Any:
         if arg.kind == 0:
