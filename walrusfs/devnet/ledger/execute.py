@@ -23,7 +23,7 @@ of all inputs (including gas coins and shared objects) plus one.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from . import move
@@ -123,6 +123,21 @@ def storage_units(size: int) -> int:
 
 def object_storage_cost(obj: StoredObject) -> int:
     return (len(obj.bcs()) + OBJECT_OVERHEAD_BYTES) * STORAGE_PRICE_PER_BYTE
+
+
+def new_version(
+    oid: bytes,
+    version: int,
+    owner: Owner,
+    type_: StructTag,
+    public: bool,
+    contents: bytes,
+    digest: bytes,
+) -> StoredObject:
+    """An object version written by transaction `digest`, with the storage rebate its size
+    earns (what storing it cost)."""
+    draft = StoredObject(oid, version, owner, type_, public, contents, digest, 0)
+    return replace(draft, storage_rebate=object_storage_cost(draft))
 
 
 class MoveFailure(Exception):
@@ -947,29 +962,7 @@ class Execution:
         if failure is not None:
             self.events = []
             self.command_results = []
-        outputs: dict[bytes, StoredObject] = {}
-        for oid, live in writes.items():
-            assert live.owner is not None, f"object {fmt_address(oid)} written without an owner"
-            draft = StoredObject(
-                oid,
-                lamport,
-                live.owner,
-                live.type_,
-                self._public(live.layout),
-                move.encode(live.layout, live.value),
-                self.digest,
-                0,
-            )
-            outputs[oid] = StoredObject(
-                draft.id,
-                draft.version,
-                draft.owner,
-                draft.type_,
-                draft.has_public_transfer,
-                draft.contents,
-                draft.previous_transaction,
-                object_storage_cost(draft),
-            )
+        outputs = {oid: self._new_version(oid, live, lamport) for oid, live in writes.items()}
         inputs = dict(self.input_objects)
         inputs.update(self.loaded_children)
         for coin in self.gas_coins:
@@ -1113,23 +1106,24 @@ class Execution:
         versions += [c.version for c in self.loaded_children.values()]
         return max(versions, default=0) + 1
 
+    def _new_version(self, oid: bytes, live: Live, lamport: int) -> StoredObject:
+        assert live.owner is not None, f"object {fmt_address(oid)} written without an owner"
+        return new_version(
+            oid,
+            lamport,
+            live.owner,
+            live.type_,
+            self._public(live.layout),
+            move.encode(live.layout, live.value),
+            self.digest,
+        )
+
     def _storage(
         self, writes: dict[bytes, Live], deleted: dict[bytes, bool], lamport: int
     ) -> tuple[int, int]:
-        storage = 0
-        for oid, live in writes.items():
-            assert live.owner is not None, f"object {fmt_address(oid)} left without an owner"
-            draft = StoredObject(
-                oid,
-                lamport,
-                live.owner,
-                live.type_,
-                self._public(live.layout),
-                move.encode(live.layout, live.value),
-                self.digest,
-                0,
-            )
-            storage += object_storage_cost(draft)
+        storage = sum(
+            self._new_version(oid, live, lamport).storage_rebate for oid, live in writes.items()
+        )
         rebate = 0
         for oid in set(writes) | {o for o, existed in deleted.items() if existed}:
             before = (

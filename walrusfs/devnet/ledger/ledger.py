@@ -41,7 +41,7 @@ from .execute import (
     EventOut,
     Execution,
     Outcome,
-    object_storage_cost,
+    new_version,
     storage_units,
 )
 from .store import Store, StoredObject
@@ -444,7 +444,7 @@ class Ledger:
         lamport = version or (max((o.version for o in change.inputs.values()), default=0) + 1)
         outputs: dict[bytes, StoredObject] = {}
         for oid, (layout, value, owner) in change.writes.items():
-            draft = StoredObject(
+            outputs[oid] = new_version(
                 oid,
                 lamport,
                 owner,
@@ -452,17 +452,6 @@ class Ledger:
                 self._public(layout),
                 move.encode(layout, value),
                 change.digest,
-                0,
-            )
-            outputs[oid] = StoredObject(
-                oid,
-                lamport,
-                owner,
-                layout.tag,
-                draft.has_public_transfer,
-                draft.contents,
-                change.digest,
-                object_storage_cost(draft),
             )
         changes = [
             ObjectChange(
