@@ -195,7 +195,7 @@ class _Segment:
         self.writing = 0
         """Our writes in progress: while any is, the file's stat cannot be judged."""
         self.readers = 0
-        self.removed = False
+        """Pins: reads and appends under way; a pinned segment is not removed."""
 
 
 def _sig(st: os.stat_result) -> StatSig:
@@ -347,9 +347,6 @@ class ShareLog:
     def _unpin(self, segment: _Segment) -> None:
         with self._lock:
             segment.readers -= 1
-            if segment.removed and segment.readers == 0 and segment.fd >= 0:
-                os.close(segment.fd)
-                segment.fd = -1
 
     def _write(self, segment: _Segment, views: list[memoryview], offset: int) -> None:
         total = sum(len(v) for v in views)
@@ -463,7 +460,7 @@ class ShareLog:
     def segments(self) -> dict[int, tuple[int, int]]:
         """Segment number -> (its size, the bytes of LIVE records in it)."""
         with self._lock:
-            return {n: (s.size, s.live_bytes) for n, s in self._segments.items() if not s.removed}
+            return {n: (s.size, s.live_bytes) for n, s in self._segments.items()}
 
     def active_segment(self) -> int | None:
         with self._lock:
@@ -484,7 +481,6 @@ class ShareLog:
             del self._segments[number]
             if self._active is segment:
                 self._active = None
-            segment.removed = True
             os.close(segment.fd)
             segment.fd = -1
         segment.path.unlink(missing_ok=True)
