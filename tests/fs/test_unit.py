@@ -12,6 +12,7 @@ from pathlib import Path
 import pyfuse3
 import pytest
 
+from walrusfs.cache import blockcache
 from walrusfs.fs import filesystem
 from walrusfs.fs.filesystem import Filesystem
 from walrusfs.fs.operations import Operations
@@ -67,6 +68,29 @@ async def test_small_files_move_from_inline_to_a_cache_file(
     assert fsys.db.value("SELECT 1 FROM inline_data WHERE inode = ?", (ino,)) is None
     assert os.path.getsize(fsys.cache.path(ino)) == 500 + len(big)
     assert await ops.read(fi.fh, 0, 600) == b"a" * 500 + big[:100]
+    await ops.release(fi.fh)
+
+
+async def test_a_file_written_a_page_at_a_time_leaves_inline_early(
+    ops: Operations, fsys: Filesystem
+) -> None:
+    """The kernel writes a file back page by page after a truncate that extends it (rsync
+    -S does that); each piece of an inline file rewrites the whole row, so such a file
+    moves to a cache file once it outgrows INLINE_PIECEWISE_MAX, far below inline_max."""
+    fi, attr = await ops.create(ROOT_INODE, b"pages", 0o100644, os.O_RDWR, ROOT)
+    ino = attr.st_ino
+    pages = [os.urandom(4096) for _ in range(10)]
+    inline_pages = blockcache.INLINE_PIECEWISE_MAX // 4096
+    for n, page in enumerate(pages):
+        await ops.write(fi.fh, n * 4096, page)
+        assert fsys.cache.files[ino].inline == (n < inline_pages), n
+    assert fsys.db.value("SELECT 1 FROM inline_data WHERE inode = ?", (ino,)) is None
+    assert await ops.read(fi.fh, 0, 1 << 20) == b"".join(pages)
+    await ops.release(fi.fh)
+    # One write of the whole file stays inline however large, up to inline_max.
+    fi, attr = await ops.create(ROOT_INODE, b"whole", 0o100644, os.O_RDWR, ROOT)
+    await ops.write(fi.fh, 0, b"".join(pages))
+    assert fsys.cache.files[attr.st_ino].inline
     await ops.release(fi.fh)
 
 

@@ -8,7 +8,7 @@ A regular file's data lives in one of two places:
   the kernel's reads and writes become one pread or pwrite at the same offset, holes stay
   holes.
 New files start inline and move to a cache file, once and for good, when they outgrow the
-limit. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
+limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by writes after the first. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
 hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
 from (REMOTE) the chunk last uploaded for it.
 
@@ -56,6 +56,11 @@ SEEK_HOLE = getattr(os, "SEEK_HOLE", 4)
 # trees (Python's stdlib: 99% of files, 67% of bytes) against the cost of creating a cache
 # file, which on this machine's ext4 can exceed half a millisecond.
 INLINE_MAX = 256 * 1024
+# An inline file that is written in pieces rather than in one go moves to a cache file once
+# it grows past this: every piece rewrites the whole inline row, so a file the kernel writes
+# back a page at a time (it does after a truncate that extends a file with dirty pages, as
+# rsync -S does) would cost time and WAL quadratic in its size.
+INLINE_PIECEWISE_MAX = 16 * 1024
 # Blocks whose last use is remembered, for eviction (least recently used first).
 LRU_MAX = 262144
 # Writes at least this large are copied into their cache file by a worker thread.
@@ -350,7 +355,7 @@ class BlockCache:
         before the write. The caller has made partly overwritten remote blocks local.
         Returns how many blocks are new."""
         end = offset + len(data)
-        if cf.inline and end > self.inline_max:
+        if cf.inline and (end > self.inline_max or (offset and end > INLINE_PIECEWISE_MAX)):
             self._to_file(cf, size)
         if cf.inline:
             # The usual case, a write from the start that covers all there was, needs no
