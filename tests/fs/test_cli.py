@@ -85,6 +85,10 @@ def test_mount_errors(fs_unmounted: FsUnderTest, tmp_path: Path) -> None:
         command("mount.walrusfs", "-o", "frobnicate", src, str(fs_unmounted.mnt), check=False),
         "unknown mount option",
     )
+    for bad, why in (("busy_poll=soon", "takes microseconds"), ("busy_poll=-1", "between 0")):
+        one_line_error(
+            command("mount.walrusfs", "-o", bad, src, str(fs_unmounted.mnt), check=False), why
+        )
     # A mount point with files in it would hide them: refused unless -o nonempty.
     (fs_unmounted.mnt / "left behind").write_text("still here")
     one_line_error(

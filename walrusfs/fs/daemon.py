@@ -30,6 +30,8 @@ from walrusfs.fs import mounts, provision
 from walrusfs.fs.committer import Committer, record_commit
 from walrusfs.fs.control import ControlError
 from walrusfs.fs.control import serve as control_serve
+from walrusfs.fs.dispatch import DEFAULT_SPIN_US as DEFAULT_SPIN_US
+from walrusfs.fs.dispatch import RequestPoller
 from walrusfs.fs.filesystem import Filesystem
 from walrusfs.fs.operations import Operations
 from walrusfs.fs.remote import Remote, connect
@@ -72,6 +74,8 @@ class MountOptions:
     # Overrides of the filesystem's configured cache size and dirty limit.
     cache_size: int | None = None
     dirty_limit: int | None = None
+    # Microseconds the daemon polls for the next FUSE request before it sleeps (0: never).
+    busy_poll_us: int = DEFAULT_SPIN_US
 
 
 def fuse_options(fs: Filesystem, opts: MountOptions) -> set[str]:
@@ -249,38 +253,18 @@ async def _serve(
         if services is not None:
             fs.cache.fetcher = services.fetcher
             fs.cache.tracking = True
-        initialized = trio.Event()
-        ops.on_init = initialized.set
         pyfuse3.init(ops, mountpoint, fuse_options(fs, opts))
         mounted = True
+        with RequestPoller.installed(opts.busy_poll_us) as poller:
 
-        def stop() -> None:
-            nonlocal terminated
-            terminated = True
-            pyfuse3.terminate()
+            def stop() -> None:
+                nonlocal terminated
+                terminated = True
+                if poller is not None:
+                    poller.stop()
+                pyfuse3.terminate()
 
-        async def control(request: dict[str, Any]) -> dict[str, Any]:
-            return await _control(fs, services, request)
-
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(_tune_readahead_after_init, initialized, mountpoint)
-            nursery.start_soon(_commit_periodically, fs, opts.commit_interval)
-            nursery.start_soon(_checkpoint_periodically, fs)
-            nursery.start_soon(_watch_signals, stop)
-            await nursery.start(control_serve, fs.directory, control)
-            committer = services.committer if services else None
-            if services is not None and committer is not None:
-                await nursery.start(services.uploader.run)
-                nursery.start_soon(
-                    committer.run, opts.manifest_interval or fs.config.commit_interval
-                )
-            if ready is not None:
-                ready()
-            await pyfuse3.main()
-            ops.forget_all()
-            if committer is not None and committer.lost is None:
-                await committer.commit()
-            nursery.cancel_scope.cancel()
+            await _serve_mounted(fs, mountpoint, opts, ready, services, ops, stop, poller)
         fs.db.commit()
         await trio.to_thread.run_sync(syncfs, fs.cache.directory)
         return not opts.read_only
@@ -290,8 +274,47 @@ async def _serve(
             pyfuse3.close(unmount=terminated)
 
 
+async def _serve_mounted(
+    fs: Filesystem,
+    mountpoint: str,
+    opts: MountOptions,
+    ready: Callable[[], None] | None,
+    services: Services | None,
+    ops: Operations,
+    stop: Callable[[], None],
+    poller: RequestPoller | None,
+) -> None:
+    """Run the FUSE main loop and the background tasks until the loop ends."""
+    initialized = trio.Event()
+    ops.on_init = initialized.set
+
+    async def control(request: dict[str, Any]) -> dict[str, Any]:
+        return await _control(fs, services, poller, request)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_tune_readahead_after_init, initialized, mountpoint)
+        nursery.start_soon(_commit_periodically, fs, opts.commit_interval)
+        nursery.start_soon(_checkpoint_periodically, fs)
+        nursery.start_soon(_watch_signals, stop)
+        await nursery.start(control_serve, fs.directory, control)
+        committer = services.committer if services else None
+        if services is not None and committer is not None:
+            await nursery.start(services.uploader.run)
+            nursery.start_soon(committer.run, opts.manifest_interval or fs.config.commit_interval)
+        if ready is not None:
+            ready()
+        await pyfuse3.main()
+        ops.forget_all()
+        if committer is not None and committer.lost is None:
+            await committer.commit()
+        nursery.cancel_scope.cancel()
+
+
 async def _control(
-    fs: Filesystem, services: Services | None, request: dict[str, Any]
+    fs: Filesystem,
+    services: Services | None,
+    poller: RequestPoller | None,
+    request: dict[str, Any],
 ) -> dict[str, Any]:
     op = request.get("op")
     if op == "flush":
@@ -318,7 +341,11 @@ async def _control(
             )  # fmt: skip
         return {"ok": True}
     if op == "status":
-        reply: dict[str, Any] = {"ok": True, "directory": fs.directory}
+        reply: dict[str, Any] = {
+            "ok": True,
+            "directory": fs.directory,
+            "busy_poll_us": poller.spin_ns // 1000 if poller else 0,
+        }
         if services is not None:
             up = services.uploader
             reply.update(

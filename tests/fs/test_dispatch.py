@@ -1,0 +1,101 @@
+"""Waiting for FUSE requests with a busy poll (walrusfs/fs/dispatch.py).
+
+The unit tests drive RequestPoller the way pyfuse3's worker loop does, with a pipe standing
+in for /dev/fuse: a worker that is told "readable" reads at once, without blocking. The
+mount tests show the poller serving a real mount, and pyfuse3's own loop with busy_poll=0.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pytest
+import trio
+import trio.testing
+
+from tests.fsmount import FsUnderTest
+from walrusfs.fs import control
+from walrusfs.fs.dispatch import RequestPoller
+
+
+async def _serve(poller: RequestPoller, read_fd: int, got: list[int], blocking_every: int) -> None:
+    """One pyfuse3 worker: wait, read one request, handle it (sometimes by blocking)."""
+    while await poller.wait_readable():
+        # The descriptor is non-blocking: a worker told "readable" with nothing to read
+        # raises BlockingIOError here, which is the bug this test exists to catch.
+        (byte,) = os.read(read_fd, 1)
+        got.append(byte)
+        if byte % blocking_every == 0:
+            await trio.sleep(0.002)  # a handler waiting on something (the network, a thread)
+
+
+@pytest.mark.parametrize("spin_us", [0, 50, 5000])
+async def test_every_request_is_read_once_by_one_worker(spin_us: int) -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        poller = RequestPoller(read_fd, spin_us)
+        got: list[int] = []
+        sent = list(range(200))
+        async with trio.open_nursery() as nursery:
+            for _ in range(5):
+                nursery.start_soon(_serve, poller, read_fd, got, 7)
+            rng = random.Random(1)
+            for n in sent:
+                os.write(write_fd, bytes([n]))
+                # Requests back to back, after a pause longer than the spin, and in bursts.
+                pause = rng.choice([0, 0, 0.0001, 0.01])
+                if pause:
+                    await trio.sleep(pause)
+            with trio.fail_after(10):
+                while len(got) < len(sent):
+                    await trio.sleep(0.001)
+            poller.stop()
+        assert sorted(got) == sent
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+async def test_stop_ends_spinning_sleeping_and_idle_workers() -> None:
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        poller = RequestPoller(read_fd, 50)
+        results: list[bool] = []
+
+        async def worker() -> None:
+            results.append(await poller.wait_readable())
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(worker)
+                await trio.testing.wait_all_tasks_blocked()
+                poller.stop()
+        assert results == [False] * 4
+        # Once stopped, a wait ends at once even with a request there.
+        os.write(write_fd, b"x")
+        assert await poller.wait_readable() is False
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+def _status(fs: FsUnderTest) -> dict:
+    return control.request(str(fs.dir), {"op": "status"}, timeout=30)
+
+
+@pytest.mark.parametrize("option", [None, "busy_poll=0", "busy_poll=200"])
+def test_mount_serves_requests_with_and_without_busy_poll(
+    fs_unmounted: FsUnderTest, option: str | None
+) -> None:
+    fs_unmounted.mount(*([option] if option else []))
+    expected = {None: 50, "busy_poll=0": 0, "busy_poll=200": 200}[option]
+    assert _status(fs_unmounted)["busy_poll_us"] == expected
+    for i in range(300):
+        (fs_unmounted.mnt / f"f{i}").write_bytes(b"x" * i)
+    assert sorted(os.listdir(fs_unmounted.mnt)) == sorted(f"f{i}" for i in range(300))
+    fs_unmounted.remount(*([option] if option else []))
+    assert all((fs_unmounted.mnt / f"f{i}").read_bytes() == b"x" * i for i in range(300))
