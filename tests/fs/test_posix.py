@@ -157,6 +157,21 @@ def test_sparse_file_reads_zeros_and_stores_nothing(d: Path) -> None:
         assert f.read() == b"end"
 
 
+def test_writing_into_a_hole_counts_the_blocks(d: Path) -> None:
+    """A write inside the file's size (here after a truncate that made it 64 MiB of hole)
+    stores data: st_blocks grows although st_size does not."""
+    p = d / "hole"
+    with open(p, "wb") as f:
+        f.truncate(64 << 20)
+    assert p.stat().st_blocks == 0
+    with open(p, "r+b") as f:
+        f.seek(32 << 20)
+        f.write(os.urandom(1 << 20))
+    st = p.stat()
+    assert st.st_size == 64 << 20
+    assert 1 << 20 <= st.st_blocks * 512 <= 4 << 20
+
+
 def test_file_larger_than_4_gib(d: Path) -> None:
     p = d / "big"
     offset = (5 << 30) + 12345

@@ -352,7 +352,7 @@ class BlockCache:
 
     def write(self, cf: CacheFile, offset: int, data: bytes, size: int) -> int:
         """Write into the cache and record the blocks touched. `size` is the file's size
-        before the write. The caller has made partly overwritten remote blocks local.
+        before the write (used only while the data is inline). The caller has made partly overwritten remote blocks local.
         Returns how many blocks are new."""
         end = offset + len(data)
         if cf.inline and (end > self.inline_max or (offset and end > INLINE_PIECEWISE_MAX)):

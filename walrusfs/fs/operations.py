@@ -18,6 +18,7 @@ Decisions worth knowing (details in docs/fs.md):
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import functools
 import logging
@@ -296,7 +297,9 @@ class Operations(pyfuse3.Operations):
         changes["ctime_ns"] = attr.st_ctime_ns if fields.update_ctime else now_ns()
         if "size" in changes and not fields.update_mtime:
             changes["mtime_ns"] = changes["ctime_ns"]  # truncate() changes the data
-        with self.db.operation():
+        # A change of times or owner is one UPDATE, atomic without a savepoint.
+        several = "size" in changes or fields.update_mode
+        with self.db.operation() if several else contextlib.nullcontext():
             if "size" in changes:
                 delta = self.cache.truncate(inode, node.size, changes["size"])
                 if delta:
@@ -450,13 +453,21 @@ class Operations(pyfuse3.Operations):
             if stored:
                 new_blocks = self.cache.record(h.cache, off, end)
             else:
-                size = self.db.value("SELECT size FROM inodes WHERE id = ?", (h.inode,), 0)
+                # Only inline data needs the size (a cache file is as long as its file).
+                size = (
+                    self.db.value("SELECT size FROM inodes WHERE id = ?", (h.inode,), 0)
+                    if h.cache.inline
+                    else 0
+                )
                 new_blocks = self.cache.write(h.cache, off, buf, size)
             if self.enable_writeback_cache:
-                # The kernel owns mtime and ctime here and sends them with setattr.
+                # The kernel owns mtime and ctime here and sends them with setattr. Most
+                # writes change neither size nor block count: leave the row (and the change
+                # tracking its triggers do) alone then.
                 self.db.execute(
-                    "UPDATE inodes SET size = MAX(size, ?), nblocks = nblocks + ? WHERE id = ?",
-                    (off + len(buf), new_blocks, h.inode),
+                    "UPDATE inodes SET size = MAX(size, ?), nblocks = nblocks + ?"
+                    " WHERE id = ? AND (size < ? OR ? != 0)",
+                    (end, new_blocks, h.inode, end, new_blocks),
                 )
             else:
                 t = now_ns()
