@@ -94,6 +94,19 @@ async def test_a_file_written_a_page_at_a_time_leaves_inline_early(
     await ops.release(fi.fh)
 
 
+def test_a_block_stays_busy_until_the_last_io_on_it_ends(fsys: Filesystem) -> None:
+    """A seal of a block can overlap a threaded write of it: the block must stay safe from
+    eviction until both are done, not only until the first of them ends."""
+    cache = fsys.cache
+    key = (12345, 0)
+    with cache.holding([key]):
+        with cache.holding([key]):
+            assert not cache.evict(*key)
+        assert key in cache.busy
+        assert not cache.evict(*key)
+    assert key not in cache.busy
+
+
 async def test_truncate_of_a_closed_inline_file_past_the_limit(
     ops: Operations, fsys: Filesystem
 ) -> None:

@@ -31,13 +31,14 @@ docs/cache.md has the details.
 from __future__ import annotations
 
 import collections
+import contextlib
 import ctypes
 import ctypes.util
 import errno
 import logging
 import os
 import stat as stat_mod
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import trio
@@ -130,8 +131,9 @@ class BlockCache:
         # goes when its block is clean.
         self.last_write: dict[Key, int] = {}
         self._write_seq = 0
-        # Blocks with I/O in flight (a threaded write or a fetch): not to be evicted.
-        self.busy: set[Key] = set()
+        # Blocks with I/O in flight (a threaded write, a fetch, a seal): not to be
+        # evicted. A count, as I/O on one block can overlap; see `holding`.
+        self.busy: collections.Counter[Key] = collections.Counter()
         # Fetches in flight, so that concurrent readers of a block fetch it once.
         self._fetching: dict[Key, trio.Event] = {}
         # When blocks were last read or written (for eviction and the upload delay), the
@@ -237,6 +239,18 @@ class BlockCache:
         cf.fd = fd
         cf.created = created
 
+    @contextlib.contextmanager
+    def holding(self, keys: Sequence[Key]) -> Iterator[None]:
+        """Mark blocks busy while I/O on them is in flight (eviction leaves them alone)."""
+        self.busy.update(keys)
+        try:
+            yield
+        finally:
+            self.busy.subtract(keys)
+            for key in keys:
+                if self.busy.get(key, 0) <= 0:
+                    self.busy.pop(key, None)
+
     # -- remote blocks --------------------------------------------------------------------
 
     async def ensure_local(self, cf: CacheFile, offset: int, end: int) -> None:
@@ -264,21 +278,20 @@ class BlockCache:
         if self.fetcher is None:
             raise FsError(errno.EIO, "a block is remote but this filesystem has no network")
         event = self._fetching[key] = trio.Event()
-        self.busy.add(key)
         try:
-            try:
-                got = await self.fetcher(row[1])
-            except Exception as exc:
-                log.error("cannot fetch block %d of inode %d: %s", blockno, cf.inode, exc)
-                raise FsError(errno.EIO) from exc
-            # The block may have changed while we waited: then what we fetched is stale.
-            now = self.db.row(
-                "SELECT state, chunk FROM blocks WHERE inode = ? AND blockno = ?", key
-            )
-            if now is not None and now[0] == BLOCK_REMOTE and now[1] == row[1]:
-                self._store_fetched(cf.inode, blockno, got.pop(row[1]), cf)
+            with self.holding([key]):
+                try:
+                    got = await self.fetcher(row[1])
+                except Exception as exc:
+                    log.error("cannot fetch block %d of inode %d: %s", blockno, cf.inode, exc)
+                    raise FsError(errno.EIO) from exc
+                # The block may have changed while we waited: then what we fetched is stale.
+                now = self.db.row(
+                    "SELECT state, chunk FROM blocks WHERE inode = ? AND blockno = ?", key
+                )
+                if now is not None and now[0] == BLOCK_REMOTE and now[1] == row[1]:
+                    self._store_fetched(cf.inode, blockno, got.pop(row[1]), cf)
         finally:
-            self.busy.discard(key)
             del self._fetching[key]
             event.set()
         for chunk, data in got.items():
@@ -396,13 +409,11 @@ class BlockCache:
         if cf.inline or len(data) < THREADED_WRITE_MIN:
             return False
         keys = [(cf.inode, b) for b in self.block_range(offset, offset + len(data))]
-        self.busy.update(keys)
-        try:
-            written = await trio.to_thread.run_sync(os.pwrite, cf.fd, data, offset)
-        except OSError as exc:
-            raise _os_error(exc) from exc
-        finally:
-            self.busy.difference_update(keys)
+        with self.holding(keys):
+            try:
+                written = await trio.to_thread.run_sync(os.pwrite, cf.fd, data, offset)
+            except OSError as exc:
+                raise _os_error(exc) from exc
         if written != len(data):
             raise FsError(errno.ENOSPC)
         return True
@@ -569,22 +580,20 @@ class BlockCache:
             data = self._inline_bytes(ino, size)[start : start + length]
             return data, seq
         path = self.path(ino)
-        self.busy.add(key)
-        try:
 
-            def work() -> bytes:
-                with open(path, "rb") as f:
-                    return os.pread(f.fileno(), length, start)
+        def work() -> bytes:
+            with open(path, "rb") as f:
+                return os.pread(f.fileno(), length, start)
 
-            data = await trio.to_thread.run_sync(work)
-        except FileNotFoundError:
-            # The cache file of a dirty block is gone (removed by hand?): its data is lost.
-            log.error(
-                "the cache file of inode %d is missing; block %d reads as zeros", ino, blockno
-            )
-            data = b""
-        finally:
-            self.busy.discard(key)
+        with self.holding([key]):
+            try:
+                data = await trio.to_thread.run_sync(work)
+            except FileNotFoundError:
+                # The cache file of a dirty block is gone (removed by hand?): its data is lost.
+                log.error(
+                    "the cache file of inode %d is missing; block %d reads as zeros", ino, blockno
+                )
+                data = b""
         if self.last_write.get(key, 0) != seq:
             return None  # written while we read: the next round takes the new data
         return data.ljust(length, b"\0"), seq
