@@ -58,7 +58,7 @@ async def test_every_request_is_read_once_by_one_worker(spin_us: int) -> None:
         os.close(write_fd)
 
 
-async def test_stop_ends_spinning_sleeping_and_idle_workers() -> None:
+async def test_stop_ends_sleeping_and_parked_workers() -> None:
     read_fd, write_fd = os.pipe()
     os.set_blocking(read_fd, False)
     try:
@@ -83,6 +83,63 @@ async def test_stop_ends_spinning_sleeping_and_idle_workers() -> None:
         os.close(write_fd)
 
 
+async def test_a_worker_that_always_finds_requests_lets_other_tasks_run() -> None:
+    """Requests back to back never make a worker sleep; it yields every few ms anyway."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    backlog = 60_000  # fits in the pipe: the worker never waits for the writer
+    os.write(write_fd, bytes(backlog))
+    try:
+        poller = RequestPoller(read_fd, 50)
+        consumed = 0
+        seen_at: list[int] = []
+
+        async def worker() -> None:
+            nonlocal consumed
+            while await poller.wait_readable():
+                os.read(read_fd, 1)
+                consumed += 1
+
+        async def bystander() -> None:
+            await trio.lowlevel.checkpoint()
+            seen_at.append(consumed)
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(worker)
+                nursery.start_soon(bystander)
+                while consumed < backlog:
+                    await trio.sleep(0.001)
+                poller.stop()
+        assert seen_at and seen_at[0] < backlog // 2, seen_at
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
+async def test_pyfuse3_terminate_alone_ends_every_wait() -> None:
+    """pyfuse3.terminate() wakes only the worker sleeping in epoll; it ends the rest."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        poller = RequestPoller(read_fd, 50)
+        results: list[bool] = []
+
+        async def worker() -> None:
+            results.append(await poller.wait_readable())
+
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                for _ in range(4):
+                    nursery.start_soon(worker)
+                await trio.testing.wait_all_tasks_blocked()
+                trio.lowlevel.notify_closing(read_fd)  # what pyfuse3.terminate() does
+        assert results == [False] * 4
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
 def _status(fs: FsUnderTest) -> dict:
     return control.request(str(fs.dir), {"op": "status"}, timeout=30)
 
@@ -97,5 +154,12 @@ def test_mount_serves_requests_with_and_without_busy_poll(
     for i in range(300):
         (fs_unmounted.mnt / f"f{i}").write_bytes(b"x" * i)
     assert sorted(os.listdir(fs_unmounted.mnt)) == sorted(f"f{i}" for i in range(300))
+    status = _status(fs_unmounted)
+    if expected:
+        # pyfuse3 really waits through the poller: each of those requests went through it.
+        found = status["requests_found_polling"] + status["requests_found_sleeping"]
+        assert found >= 1200, status
+    else:
+        assert "requests_found_polling" not in status
     fs_unmounted.remount(*([option] if option else []))
     assert all((fs_unmounted.mnt / f"f{i}").read_bytes() == b"x" * i for i in range(300))

@@ -8,7 +8,7 @@ A regular file's data lives in one of two places:
   the kernel's reads and writes become one pread or pwrite at the same offset, holes stay
   holes.
 New files start inline and move to a cache file, once and for good, when they outgrow the
-limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by writes after the first. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
+limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by small writes after the first. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
 hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
 from (REMOTE) the chunk last uploaded for it.
 
@@ -62,8 +62,15 @@ INLINE_MAX = 256 * 1024
 # back a page at a time (it does after a truncate that extends a file with dirty pages, as
 # rsync -S does) would cost time and WAL quadratic in its size.
 INLINE_PIECEWISE_MAX = 16 * 1024
+# Pieces this large are few before a file reaches inline_max: they do not count as pieces.
+INLINE_PIECE_SMALL = 64 * 1024
 # Blocks whose last use is remembered, for eviction (least recently used first).
 LRU_MAX = 262144
+# After a read of at least READAHEAD_MIN from a cache file, ask the kernel to read the next
+# READAHEAD of it in the background: the FUSE readahead asks for 1 MiB at a time and the
+# cache disk's own readahead is smaller, so without it every read waits for the disk.
+READAHEAD_MIN = 128 * 1024
+READAHEAD = 8 << 20
 # Writes at least this large are copied into their cache file by a worker thread.
 THREADED_WRITE_MIN = 256 * 1024
 
@@ -365,10 +372,13 @@ class BlockCache:
 
     def write(self, cf: CacheFile, offset: int, data: bytes, size: int) -> int:
         """Write into the cache and record the blocks touched. `size` is the file's size
-        before the write (used only while the data is inline). The caller has made partly overwritten remote blocks local.
+        before the write (used only for inline data). The caller has made partly overwritten remote blocks local.
         Returns how many blocks are new."""
         end = offset + len(data)
-        if cf.inline and (end > self.inline_max or (offset and end > INLINE_PIECEWISE_MAX)):
+        if cf.inline and (
+            end > self.inline_max
+            or (offset and end > INLINE_PIECEWISE_MAX and len(data) < INLINE_PIECE_SMALL)
+        ):
             self._to_file(cf, size)
         if cf.inline:
             # The usual case, a write from the start that covers all there was, needs no
@@ -459,7 +469,10 @@ class BlockCache:
             )
             return bytes(size) if data is None else data
         try:
-            return os.pread(cf.fd, size, offset)
+            data = os.pread(cf.fd, size, offset)
+            if size >= READAHEAD_MIN:
+                os.posix_fadvise(cf.fd, offset + size, READAHEAD, os.POSIX_FADV_WILLNEED)
+            return data
         except OSError as exc:
             raise _os_error(exc) from exc
 

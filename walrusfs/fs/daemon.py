@@ -346,6 +346,11 @@ async def _control(
             "directory": fs.directory,
             "busy_poll_us": poller.spin_ns // 1000 if poller else 0,
         }
+        if poller is not None:
+            reply.update(
+                requests_found_polling=poller.found_polling,
+                requests_found_sleeping=poller.found_sleeping,
+            )
         if services is not None:
             up = services.uploader
             reply.update(
