@@ -93,6 +93,14 @@ class RequestPoller:
                 now = self._last_yield = time.perf_counter_ns()
                 if self.closing:
                     return False
+            stats = trio.lowlevel.current_statistics()
+            if stats.tasks_runnable or stats.run_sync_soon_queue_size:
+                # Other work is ready (a handler, a thread's result): it goes first. What
+                # becomes ready during the spin waits for it: at most spin_ns.
+                await trio.lowlevel.checkpoint()
+                now = self._last_yield = time.perf_counter_ns()
+                if self.closing:
+                    return False
             deadline = now + self.spin_ns
             while True:
                 if self._readable():
@@ -100,13 +108,6 @@ class RequestPoller:
                     return True
                 if time.perf_counter_ns() > deadline:
                     break
-                stats = trio.lowlevel.current_statistics()
-                if stats.tasks_runnable or stats.run_sync_soon_queue_size:
-                    # Other work is ready (a handler, a thread's result): it goes first.
-                    await trio.lowlevel.checkpoint()
-                    self._last_yield = time.perf_counter_ns()
-                    if self.closing:
-                        return False
         while not self.closing:
             if self._sleeper:
                 await self._idle.park()
