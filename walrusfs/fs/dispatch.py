@@ -24,10 +24,11 @@ pyfuse3's own loop, and says so in the log.
 
 Our replacement keeps the contract of the original: it returns True once the device has a
 request to read (or an error to report: an unmounted device polls readable, and pyfuse3's read
-then ends the loop), False when the loop is to end. Only one worker waits on the device at a
-time (a trio lock, as in pyfuse3). pyfuse3 counts its idle workers inside the original, which
-we cannot reach from Python, so with ours it keeps every worker it started (at most
-`pyfuse3.main`'s max_tasks); each idle one is a task parked on the lock.
+then ends the loop), False when the loop is to end. At most one worker sleeps in trio's epoll
+on the device; the others park until it wakes (pyfuse3 serialises them with a lock).
+pyfuse3 counts its idle workers inside the original, which we cannot reach from Python, so
+with ours it keeps every worker it started (at most `pyfuse3.main`'s max_tasks); each idle
+one is a parked task.
 """
 
 from __future__ import annotations
@@ -87,16 +88,15 @@ class RequestPoller:
     async def wait_readable(self) -> bool:
         if self.spin_ns and not self.closing:
             now = time.perf_counter_ns()
-            if now - self._last_yield > YIELD_NS:
-                # Requests back to back would otherwise never let trio run anything else.
-                await trio.lowlevel.checkpoint()
-                now = self._last_yield = time.perf_counter_ns()
-                if self.closing:
-                    return False
             stats = trio.lowlevel.current_statistics()
-            if stats.tasks_runnable or stats.run_sync_soon_queue_size:
-                # Other work is ready (a handler, a thread's result): it goes first. What
-                # becomes ready during the spin waits for it: at most spin_ns.
+            # Work that is ready (a handler, a thread's result) goes first; what becomes
+            # ready during the spin waits at most spin_ns. Requests back to back would
+            # otherwise never let trio run anything else: yield every YIELD_NS regardless.
+            if (
+                stats.tasks_runnable
+                or stats.run_sync_soon_queue_size
+                or now - self._last_yield > YIELD_NS
+            ):
                 await trio.lowlevel.checkpoint()
                 now = self._last_yield = time.perf_counter_ns()
                 if self.closing:
