@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import random
+import time
 
 import pytest
 import trio
@@ -120,6 +121,31 @@ async def test_a_worker_that_always_finds_requests_lets_other_tasks_run() -> Non
         os.close(write_fd)
 
 
+async def test_work_that_is_ready_runs_before_the_spin() -> None:
+    """A handler (or a thread's result) that is ready when a worker starts to poll runs
+    first, not after the spin. The spin here is 2 s; the bystander must not wait for it."""
+    read_fd, write_fd = os.pipe()
+    os.set_blocking(read_fd, False)
+    try:
+        poller = RequestPoller(read_fd, 2_000_000)
+        ran_after: list[float] = []
+        start = time.perf_counter()
+
+        async def bystander() -> None:
+            ran_after.append(time.perf_counter() - start)
+            os.write(write_fd, b"x")  # the request the worker waits for
+
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(bystander)
+                assert await poller.wait_readable()
+                poller.stop()
+        assert ran_after and ran_after[0] < 1.0, ran_after
+    finally:
+        os.close(read_fd)
+        os.close(write_fd)
+
+
 async def test_pyfuse3_terminate_alone_ends_every_wait() -> None:
     """pyfuse3.terminate() wakes only the worker sleeping in epoll; it ends the rest."""
     read_fd, write_fd = os.pipe()
@@ -162,6 +188,8 @@ def test_mount_serves_requests_with_and_without_busy_poll(
         # pyfuse3 really waits through the poller: each of those requests went through it.
         found = status["requests_found_polling"] + status["requests_found_sleeping"]
         assert found >= 1200, status
+        # A program sending requests one after another finds the daemon polling for most.
+        assert status["requests_found_polling"] > status["requests_found_sleeping"], status
     else:
         assert "requests_found_polling" not in status
     fs_unmounted.remount(*([option] if option else []))

@@ -13,8 +13,9 @@ while (`spin`, 50 µs by default) before it goes to sleep in trio's epoll. A cal
 its next request within that window finds the daemon awake. Measured on a trivial request:
 22 µs a round trip instead of 80. The price is at most `spin` of CPU after a burst of
 requests; an idle mount costs nothing. The poll does not go through trio's scheduler (that
-would cost as much as it saves), but it lets trio run whatever is ready first, and a worker
-that keeps finding requests waiting yields every 2 ms.
+would cost as much as it saves). When trio has other work ready the worker does not spin
+but waits in epoll, so that work goes first; a worker that keeps finding requests waiting
+yields every 2 ms.
 
 pyfuse3 has no interface for this. Its worker loop (`_session_loop`) calls the module-level
 coroutine `_wait_fuse_readable` before every read of the device, and looks it up by name each
@@ -77,26 +78,28 @@ class RequestPoller:
         self._sleeper = False
         # Workers with nothing to do, while another one sleeps in epoll.
         self._idle = trio.lowlevel.ParkingLot()
+        # Workers unparked that have not run yet (runnable, but not work of anyone else's).
+        self._waking = 0
         self._last_yield = time.perf_counter_ns()
         # Requests found by polling, and by a worker woken from epoll (for `status`).
         self.found_polling = 0
         self.found_sleeping = 0
 
+    def _others_ready(self) -> bool:
+        """Whether trio has other work ready to run (a task, a thread's result), besides
+        our own workers on their way back to the lot. It goes before a spin, which would
+        hold it up; what becomes ready during a spin waits at most the spin."""
+        stats = trio.lowlevel.current_statistics()
+        return stats.tasks_runnable > self._waking or stats.run_sync_soon_queue_size > 0
+
     def _readable(self) -> bool:
         return bool(self._poll.poll(0))
 
     async def wait_readable(self) -> bool:
-        if self.spin_ns and not self.closing:
+        if self.spin_ns and not self.closing and not self._others_ready():
             now = time.perf_counter_ns()
-            stats = trio.lowlevel.current_statistics()
-            # Work that is ready (a handler, a thread's result) goes first; what becomes
-            # ready during the spin waits at most spin_ns. Requests back to back would
-            # otherwise never let trio run anything else: yield every YIELD_NS regardless.
-            if (
-                stats.tasks_runnable
-                or stats.run_sync_soon_queue_size
-                or now - self._last_yield > YIELD_NS
-            ):
+            if now - self._last_yield > YIELD_NS:
+                # Requests back to back would otherwise never let trio run anything else.
                 await trio.lowlevel.checkpoint()
                 now = self._last_yield = time.perf_counter_ns()
                 if self.closing:
@@ -108,9 +111,12 @@ class RequestPoller:
                     return True
                 if time.perf_counter_ns() > deadline:
                     break
+        # Sleep in epoll, or park while another worker does: either yields, so work that is
+        # ready runs before this worker looks at the device again.
         while not self.closing:
             if self._sleeper:
                 await self._idle.park()
+                self._waking -= 1
                 continue
             self._sleeper = True
             try:
@@ -118,12 +124,12 @@ class RequestPoller:
             except trio.ClosedResourceError:
                 # pyfuse3.terminate(): end every other wait too, as stop() would.
                 self.closing = True
-                self._idle.unpark_all()
+                self._waking += len(self._idle.unpark_all())
                 return False
             finally:
                 self._sleeper = False
                 # Someone must be in epoll while this worker handles the request.
-                self._idle.unpark()
+                self._waking += len(self._idle.unpark())
             self._last_yield = time.perf_counter_ns()
             # Another worker may have read it while this one was being woken.
             if self._readable():
@@ -135,7 +141,7 @@ class RequestPoller:
         """Make every worker's wait end with False. pyfuse3.terminate() must follow: it ends
         the session, and wakes a worker sleeping in epoll just as this does."""
         self.closing = True
-        self._idle.unpark_all()
+        self._waking += len(self._idle.unpark_all())
         trio.lowlevel.notify_closing(self.fd)
 
     @classmethod
