@@ -8,8 +8,8 @@ A regular file's data lives in one of two places:
   the kernel's reads and writes become one pread or pwrite at the same offset, holes stay
   holes.
 New files start inline and move to a cache file, once and for good, when they outgrow the
-limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by small writes after the first. The block map (table `blocks`, see meta/schema.py) records which block-sized pieces
-hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
+limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by small writes after the first.
+The block map (table `blocks`, see meta/schema.py) records which block-sized pieces hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
 from (REMOTE) the chunk last uploaded for it.
 
 Remote blocks are brought back by `ensure_local` before anything reads them or writes part
@@ -253,10 +253,10 @@ class BlockCache:
         try:
             yield
         finally:
-            self.busy.subtract(keys)
             for key in keys:
-                if self.busy.get(key, 0) <= 0:
-                    self.busy.pop(key, None)
+                self.busy[key] -= 1
+                if not self.busy[key]:
+                    del self.busy[key]
 
     # -- remote blocks --------------------------------------------------------------------
 
@@ -372,8 +372,8 @@ class BlockCache:
 
     def write(self, cf: CacheFile, offset: int, data: bytes, size: int) -> int:
         """Write into the cache and record the blocks touched. `size` is the file's size
-        before the write (used only for inline data). The caller has made partly overwritten remote blocks local.
-        Returns how many blocks are new."""
+        before the write (used only for inline data). The caller has made partly
+        overwritten remote blocks local. Returns how many blocks are new."""
         end = offset + len(data)
         if cf.inline and (
             end > self.inline_max

@@ -30,6 +30,7 @@ from walrusfs.errors import WalrusfsError
 from walrusfs.fs import config as fsconfig
 from walrusfs.fs import daemon, filesystem, mounts, provision
 from walrusfs.fs.config import Network
+from walrusfs.fs.dispatch import DEFAULT_SPIN_US
 from walrusfs.fs.filesystem import Filesystem
 
 log = logging.getLogger(__name__)
@@ -131,7 +132,7 @@ def parse_options(items: Sequence[str], args: argparse.Namespace) -> daemon.Moun
     args.nonempty = False
     commit = 1.0
     manifest_commit: float | None = None
-    busy_poll = daemon.DEFAULT_SPIN_US
+    busy_poll = DEFAULT_SPIN_US
     sizes: dict[str, int] = {}
     flags: set[str] = set()
     for item in ",".join(items).split(","):

@@ -30,8 +30,7 @@ from walrusfs.fs import mounts, provision
 from walrusfs.fs.committer import Committer, record_commit
 from walrusfs.fs.control import ControlError
 from walrusfs.fs.control import serve as control_serve
-from walrusfs.fs.dispatch import DEFAULT_SPIN_US as DEFAULT_SPIN_US
-from walrusfs.fs.dispatch import RequestPoller
+from walrusfs.fs.dispatch import DEFAULT_SPIN_US, RequestPoller
 from walrusfs.fs.filesystem import Filesystem
 from walrusfs.fs.operations import Operations
 from walrusfs.fs.remote import Remote, connect
