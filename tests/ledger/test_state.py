@@ -178,3 +178,45 @@ def test_the_system_object_has_walrus_layout(ledger: Ledger):
     )
     v = inner(ledger)
     assert v["committee"]["n_shards"] == 10 and v["future_accounting"]["length"] == 53
+
+
+def _vm_steps(ledger: Ledger, action) -> int:
+    """SQLite virtual-machine steps `action` takes on the ledger's database."""
+    steps = 0
+
+    def count() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    db = ledger.store._db
+    db.set_progress_handler(count, 1)
+    try:
+        action()
+    finally:
+        db.set_progress_handler(None, 1)
+    return steps
+
+
+def test_finding_coins_does_not_scan_the_owners_blobs(ledger: Ledger):
+    """The publisher pays for every blob from its coins and owns every blob it stored: finding
+    its coins must not cost more as its blobs accumulate."""
+    owner = Account.new()
+    ledger.fund(owner.address, sui=0, wal=10**9)
+
+    def certify() -> None:
+        ledger.create_certified_blob(
+            owner=owner.address,
+            blob_id=blob_id_to_text(random_blob_id()),
+            size=1,
+            encoded_length=MIB,
+            epochs=1,
+            deletable=False,
+        )
+
+    certify()
+    before = _vm_steps(ledger, lambda: ledger.coins(owner.address, "WAL"))
+    for _ in range(100):
+        certify()
+    after = _vm_steps(ledger, lambda: ledger.coins(owner.address, "WAL"))
+    assert after <= before + 50, f"{before} steps with 1 blob, {after} with 101"
