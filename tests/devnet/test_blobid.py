@@ -116,3 +116,13 @@ def test_storage_cost_formula() -> None:
     units = -(-encoded // (1 << 20))
     assert blobid.storage_units(encoded) == units
     assert blobid.storage_cost(encoded, 3, 100, 2000) == 100 * units * 3 + 2000 * units
+
+
+@pytest.mark.parametrize("size", [0, 1, 16 * 1024 - 1, 16 * 1024, 256 * 1024 + 3])
+def test_blake2b256_is_blake2b_whichever_library_hashes(size: int) -> None:
+    """Small inputs go to hashlib, large ones to libsodium: both must be Blake2b-256, for
+    bytes and for views of writable buffers (shares arrive in pooled mappings)."""
+    data = bytes((i * 7 + size) & 0xFF for i in range(size + 5))
+    want = hashlib.blake2b(data[5:], digest_size=32).digest()
+    assert blobid.blake2b256(data[5:]) == want
+    assert blobid.blake2b256(memoryview(bytearray(data))[5:]) == want
