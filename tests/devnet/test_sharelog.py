@@ -72,6 +72,27 @@ def test_shares_survive_a_restart_and_read_back(where: Path) -> None:
     log.close()
 
 
+def test_appends_committed_together_share_one_fdatasync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = ShareLog(tmp_path / "shares")
+    log.put(_blob_id(), b"m", 1, 1.0, b"first")  # the segment exists
+    syncs: list[int] = []
+    real = os.fdatasync
+    monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
+    shares = {_blob_id(): os.urandom(5000 + i) for i in range(3)}
+    pending = [log.append(b, b"m", 1, 1.0, d) for b, d in shares.items()]
+    records = [p.commit() for p in pending]
+    assert len(syncs) == 1
+    for record, data in zip(records, shares.values(), strict=True):
+        assert _read(log, record) == data
+    log.close()
+    reopened = ShareLog(tmp_path / "shares")
+    live, _verified = reopened.replay()
+    reopened.close()
+    assert set(shares) <= set(live)
+
+
 def test_dead_and_replaced_records_are_not_replayed(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
     gone, kept, replaced = _blob_id(), _blob_id(), _blob_id()

@@ -42,11 +42,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import trio
 
 from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
+from walrusfs.devnet.batchthread import batch_thread
 from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
@@ -240,6 +242,13 @@ class StorageNode:
 
         `aligned` (from a pool lease holding the share) lets the share go out with O_DIRECT.
         """
+        self._append_blob(blob_id, entry, share, aligned)()
+
+    def _append_blob(
+        self, blob_id: str, entry: _Entry, share: Buffer | None, aligned: memoryview | None = None
+    ) -> Callable[[], None]:
+        """`_write_blob` in two halves (see devnet.batchthread): this one writes the record,
+        the one it returns makes it durable and points the entry at it."""
         old = entry.record
         lease = None
         if share is None:
@@ -250,7 +259,7 @@ class StorageNode:
                 raise OSError(f"the share of {blob_id} is gone from the share log")
             share, aligned = lease.view, lease.aligned
         try:
-            record = self._shares.put(
+            pending = self._shares.append(
                 blob_id,
                 entry.metadata.to_bytes(),
                 entry.stored_epoch,
@@ -261,11 +270,17 @@ class StorageNode:
         finally:
             if lease is not None:
                 lease.release()
-        entry.record = record
-        if lease is None or entry.verified is not None:
-            entry.verified = self._shares.generation(record.segment)
-        if old is not None:
-            self._shares.mark_dead(old)
+        restamped = lease is not None
+
+        def finish() -> None:
+            record = pending.commit()
+            entry.record = record
+            if not restamped or entry.verified is not None:
+                entry.verified = self._shares.generation(record.segment)
+            if old is not None:
+                self._shares.mark_dead(old)
+
+        return finish
 
     def _forget_blob(self, entry: _Entry) -> None:
         """The share is no longer held (its record marked dead). Blocks."""
@@ -461,9 +476,10 @@ class StorageNode:
                 return _error(409, "CONFLICT", "the blob was dropped while uploading; retry")
             if entry.has_share:
                 return _ok(200, "sliver already stored")
-            # One trip to a worker thread: check the hash, then write durably.
-            stored = await trio.to_thread.run_sync(
-                self._verify_and_write, blob_text, entry, body, aligned
+            # One trip to the batch thread: check the hash, append, then fdatasync (shared
+            # with the other shares appended in the same batch).
+            stored = await batch_thread().run(
+                partial(self._verify_and_append, blob_text, entry, body, aligned)
             )
             if not stored:
                 return _error(
@@ -472,13 +488,18 @@ class StorageNode:
             entry.has_share = True
         return _ok(201, "sliver successfully stored")
 
-    def _verify_and_write(
+    def _verify_and_append(
         self, blob_text: str, entry: _Entry, share: Buffer, aligned: memoryview | None
-    ) -> bool:
+    ) -> Callable[[], bool]:
         if blake2b256(share) != entry.metadata.share_hashes[self.index]:
-            return False
-        self._write_blob(blob_text, entry, share, aligned)
-        return True
+            return lambda: False
+        finish = self._append_blob(blob_text, entry, share, aligned)
+
+        def durable() -> bool:
+            finish()
+            return True
+
+        return durable
 
     async def _read_share(self, blob_text: str, entry: _Entry) -> Lease | None:
         """The share from the share log in a pool lease (the caller releases it), hashed

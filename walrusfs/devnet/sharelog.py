@@ -202,6 +202,25 @@ def _sig(st: os.stat_result) -> StatSig:
     return (st.st_size, st.st_mtime_ns, st.st_ino)
 
 
+class PendingRecord:
+    """A record `ShareLog.append` wrote; `commit` makes it durable (exactly once)."""
+
+    def __init__(self, log: ShareLog, segment: _Segment, record: Record) -> None:
+        self._log = log
+        self._segment = segment
+        self.record = record
+
+    def commit(self) -> Record:
+        segment = self._segment
+        try:
+            self._log._sync(segment)
+            with self._log._lock:
+                segment.live_bytes += self.record.size
+        finally:
+            self._log._unpin(segment)
+        return self.record
+
+
 class ShareLog:
     """The shares of one node, in `directory` (created if missing)."""
 
@@ -290,6 +309,20 @@ class ShareLog:
 
         `aligned`: a page-aligned view starting with the share, its length rounded up to 4096
         (a pool lease's), so the share goes to disk without a copy."""
+        return self.append(blob_id, metadata, stored_epoch, stored_at, share, aligned).commit()
+
+    def append(
+        self,
+        blob_id: str,
+        metadata: bytes,
+        stored_epoch: int,
+        stored_at: float,
+        share: bytes | bytearray | memoryview,
+        aligned: memoryview | None = None,
+    ) -> PendingRecord:
+        """`put`'s first half: the record is written but not yet durable. Its `commit` must
+        follow (the segment stays pinned until then). Writing several records before
+        committing any lets one fdatasync cover them all."""
         header = encode_header(KIND_LIVE, blob_id, metadata, stored_epoch, stored_at, len(share))
         data_len = len(share)
         padded = round_up(data_len, ALIGN)
@@ -307,15 +340,13 @@ class ShareLog:
                 if padded:
                     views.append(aligned[:padded])
                 self._write(segment, views, offset)
-                self._sync(segment)
-                with self._lock:
-                    segment.live_bytes += len(header) + padded
-            finally:
+            except BaseException:
                 self._unpin(segment)
+                raise
         finally:
             if lease is not None:
                 lease.release()
-        return Record(
+        record = Record(
             segment.number,
             offset,
             len(header),
@@ -325,6 +356,7 @@ class ShareLog:
             stored_epoch,
             stored_at,
         )
+        return PendingRecord(self, segment, record)
 
     def _reserve(self, size: int) -> tuple[_Segment, int]:
         """Room for `size` bytes at the end of the current segment (starting a new one if it
