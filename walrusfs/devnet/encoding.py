@@ -143,14 +143,15 @@ class ShareCoder:
     def share_length(self, size: int) -> int:
         return -(-max(size, 1) // self.k)
 
-    def primaries(self, data: Buffer) -> list[bytes]:
-        """The k primary shares: the blob cut in k slices, the last one zero-padded."""
+    def primaries(self, data: Buffer) -> list[Buffer]:
+        """The k primary shares: the blob cut in k slices, the last one zero-padded. Full
+        slices are views of `data` (no copy), so they live only as long as `data` does."""
         length = self.share_length(len(data))
-        view = memoryview(data)
-        out = []
+        view = memoryview(data).cast("B")
+        out: list[Buffer] = []
         for i in range(self.k):
             piece = view[i * length : (i + 1) * length]
-            out.append(bytes(piece) + bytes(length - len(piece)))
+            out.append(piece if len(piece) == length else bytes(piece) + bytes(length - len(piece)))
         return out
 
     def parity(self, primaries: Sequence[Buffer], wanted: Sequence[int]) -> list[bytes]:
@@ -163,7 +164,8 @@ class ShareCoder:
         return BlobMetadata(ENCODING_ZFEC, size, tuple(blake2b256(s) for s in shares))
 
     def encode(self, data: Buffer) -> EncodedBlob:
-        """Every share and the metadata, in this thread (hashing and zfec included)."""
+        """Every share and the metadata, in this thread (hashing and zfec included). The
+        primary shares may be views of `data`: keep it unchanged while the shares are used."""
         primaries: list[Buffer] = list(self.primaries(data))
         shares = primaries + list(self.parity(primaries, range(self.k, self.n)))
         return EncodedBlob(self.metadata_for(len(data), shares), tuple(shares))

@@ -19,6 +19,7 @@ import h11
 import trio
 
 from walrusfs.devnet.buffers import POOL, Lease
+from walrusfs.devnet.httpserver import HEAD_RECV_SIZE
 
 log = logging.getLogger(__name__)
 
@@ -177,7 +178,8 @@ class HTTPClient:
         while True:
             event = c.next_event()
             if event is h11.NEED_DATA:
-                data = await conn.stream.receive_some(RECV_SIZE)
+                # Small reads until the response head is in (see httpserver.HEAD_RECV_SIZE).
+                data = await conn.stream.receive_some(HEAD_RECV_SIZE if not status else RECV_SIZE)
                 c.receive_data(bytes(data) if isinstance(data, bytearray) else data)
                 continue
             if isinstance(event, h11.Response):

@@ -17,7 +17,6 @@ buffer copies; the handler then finds it in `Request.buffer` (`Request.payload()
 from __future__ import annotations
 
 import logging
-import mmap
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -28,6 +27,10 @@ import trio
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 1 << 20
+HEAD_RECV_SIZE = 64 * 1024
+"""Reads while waiting for a request's head are this small, so that little of a large body
+arrives through h11 (which copies it several times, holding the GIL) before the body can be
+received straight into its buffer."""
 IDLE_TIMEOUT = 120.0
 
 
@@ -86,17 +89,6 @@ class ServerConfig:
 FAST_BODY_MIN = 256 * 1024
 
 
-def allocate_buffer(size: int) -> memoryview:
-    """A writable buffer of `size` bytes that costs nothing until written.
-
-    bytearray(size) zero-fills (and page-faults) every page while holding the GIL; an anonymous
-    mapping is zero-filled by the kernel lazily, as the data is received into it.
-    """
-    if size < FAST_BODY_MIN:
-        return memoryview(bytearray(size))
-    return memoryview(mmap.mmap(-1, size))
-
-
 def _parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
     parts = urlsplit(target)
     return unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
@@ -147,8 +139,9 @@ async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:
         event = conn.next_event()
         if event is not h11.NEED_DATA:
             return event
+        size = HEAD_RECV_SIZE if conn.their_state is h11.IDLE else RECV_SIZE
         with trio.move_on_after(IDLE_TIMEOUT) as scope:
-            data = await stream.receive_some(RECV_SIZE)
+            data = await stream.receive_some(size)
         if scope.cancelled_caught:
             return h11.ConnectionClosed()
         conn.receive_data(bytes(data) if isinstance(data, bytearray) else data)

@@ -47,11 +47,12 @@ from walrusfs.devnet.blobid import (
     blob_id_from_text,
     blob_id_to_text,
 )
+from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 from walrusfs.devnet.errors import InsufficientFunds, InvalidCertificate, StaleCertificate
 from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
-from walrusfs.devnet.httpserver import Request, Response, ServerConfig, allocate_buffer, serve
+from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
 from walrusfs.devnet.registry import (
     BlobObject,
     BlobRegistry,
@@ -189,7 +190,11 @@ class Publisher:
                 request.buffer_owner = shared
                 request.body_progress = shared.received
                 return shared.body
-        return allocate_buffer(length)
+        # A pooled buffer is already faulted in; the shares are views of it until the store
+        # is over, and `handle` gives it back.
+        lease = POOL.get(length)
+        request.buffer_owner = lease
+        return lease.view
 
     async def handle(self, request: Request) -> Response:
         path = request.path
@@ -214,6 +219,9 @@ class Publisher:
             return Response(404)
         except _BadRequest as bad:
             return bad.response
+        finally:
+            if isinstance(request.buffer_owner, Lease):
+                request.buffer_owner.release()
 
     # -- storing
 
