@@ -36,11 +36,13 @@ import re
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 import trio
 
 from walrusfs.devnet.apierror import error_response, json_response
+from walrusfs.devnet.batchthread import batch_thread
 from walrusfs.devnet.blobid import (
     ENCODING_NAMES,
     ENCODING_ZFEC,
@@ -309,7 +311,7 @@ class Publisher:
     async def encode(self, data: Buffer, shared: SharedBlob | None = None) -> EncodedBlob:
         if self._encoder is not None:
             return await self._encoder.encode(data, shared)
-        return await trio.to_thread.run_sync(self._coder.encode, data)
+        return await batch_thread().run_sync(partial(self._coder.encode, data))
 
     async def _store(
         self, data: Buffer, shared: SharedBlob | None, options: _StoreOptions
@@ -355,7 +357,9 @@ class Publisher:
             )
             try:
                 # A transaction (an fsync for SQLite, more for the ledger): keep it off the loop.
-                certification = await trio.to_thread.run_sync(registry.certify_blob, request)
+                certification = await batch_thread().run_sync(
+                    partial(registry.certify_blob, request)
+                )
                 break
             except StaleCertificate:
                 confirmations = await self._confirm_all(committee, blob_id, stored)
