@@ -110,7 +110,8 @@ def check_certificate(
     current_epoch: int,
     confirmations: tuple[StorageConfirmation, ...],
 ) -> frozenset[int]:
-    """The indexes of the distinct nodes whose confirmations are valid.
+    """The indexes of `quorum` distinct nodes whose confirmations are valid: checking stops
+    once a quorum is found (a signature costs 80 µs, and this runs under the ledger's lock).
 
     Raises StaleCertificate if `epoch` is not `current_epoch`, InvalidCertificate if fewer than
     `quorum` distinct nodes signed validly.
@@ -119,11 +120,14 @@ def check_certificate(
         raise StaleCertificate(
             f"confirmations were signed in epoch {epoch}, the current epoch is {current_epoch}"
         )
-    signers = frozenset(
-        c.node_index for c in confirmations if verify_confirmation(c, committee, epoch, blob_id)
-    )
+    signers: set[int] = set()
+    for c in confirmations:
+        if len(signers) >= quorum:
+            break
+        if c.node_index not in signers and verify_confirmation(c, committee, epoch, blob_id):
+            signers.add(c.node_index)
     if len(signers) < quorum:
         raise InvalidCertificate(
             f"only {len(signers)} valid storage confirmations, {quorum} needed"
         )
-    return signers
+    return frozenset(signers)

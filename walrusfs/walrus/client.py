@@ -441,6 +441,9 @@ class WalrusClient:
 async def _pieces(data: bytes, size: int = 1 << 20) -> AsyncIterator[bytes]:
     """The body in moderate pieces: handed over whole, httpx's h11 would copy it in one go
     (a fresh allocation as large as the blob)."""
+    if len(data) <= size:
+        yield data  # one piece: h11 sends it as it is
+        return
     view = memoryview(data)
     for start in range(0, len(data), size):
         yield bytes(view[start : start + size])
