@@ -68,6 +68,9 @@ from walrusfs.devnet.sharelog import SEGMENT_SIZE, Record, ShareLog
 
 log = logging.getLogger(__name__)
 
+BATCH_SHARE_MAX = 1 << 20
+"""Shares below this size are stored through the process's batch thread (devnet.batchthread)."""
+
 SCRUB_BYTES = 32 << 20
 """Bytes of shares a scrub pass may re-hash (those not verified since their segment changed)."""
 REPAIR_SCAN_EVERY = 10
@@ -476,11 +479,15 @@ class StorageNode:
                 return _error(409, "CONFLICT", "the blob was dropped while uploading; retry")
             if entry.has_share:
                 return _ok(200, "sliver already stored")
-            # One trip to the batch thread: check the hash, append, then fdatasync (shared
-            # with the other shares appended in the same batch).
-            stored = await batch_thread().run(
-                partial(self._verify_and_append, blob_text, entry, body, aligned)
-            )
+            # Check the hash, append, then fdatasync (shared with the other shares appended
+            # in the same batch). Small shares go through the batch thread, whose single
+            # hand-off costs less than their work; large ones are hashed and written in
+            # threads of their own, in parallel.
+            job = partial(self._verify_and_append, blob_text, entry, body, aligned)
+            if len(body) < BATCH_SHARE_MAX:
+                stored = await batch_thread().run(job)
+            else:
+                stored = await trio.to_thread.run_sync(lambda: job()())
             if not stored:
                 return _error(
                     400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
