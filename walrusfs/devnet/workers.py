@@ -22,10 +22,12 @@ import subprocess
 import sys
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
+from functools import partial
 from typing import IO
 
 import trio
 
+from walrusfs.devnet.batchthread import batch_thread
 from walrusfs.devnet.blobid import ENCODING_ZFEC, blake2b256
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 
@@ -201,7 +203,10 @@ class EncodePool:
 
         With `shared`, the shares are views of it: release it only when done with them.
         """
-        if shared is None and (len(data) < POOL_MIN or self._broken):
+        if shared is None and len(data) < POOL_MIN:
+            # Short work: one hand-off to the batch thread costs less than a thread's.
+            return await batch_thread().run_sync(partial(self._coder.encode, data))
+        if shared is None and self._broken:
             return await trio.to_thread.run_sync(self._coder.encode, data)
         try:
             return await trio.to_thread.run_sync(self._encode_in_workers, data, shared)
