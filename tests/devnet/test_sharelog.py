@@ -47,7 +47,10 @@ def where(request: pytest.FixtureRequest, tmp_path: Path) -> Path:
 def test_shares_survive_a_restart_and_read_back(where: Path) -> None:
     log = ShareLog(where, segment_size=256 << 10)
     shares = {_blob_id(): os.urandom(size) for size in SIZES}
-    records = {b: log.put(b, b"metadata of " + b.encode(), 7, 1.5, d) for b, d in shares.items()}
+    records = {
+        b: log.append(b, b"metadata of " + b.encode(), 7, 1.5, d).commit()
+        for b, d in shares.items()
+    }
     for blob_id, data in shares.items():
         assert _read(log, records[blob_id]) == data
     assert len(log.segments()) >= 2  # it rolled over to a new segment
@@ -76,7 +79,7 @@ def test_appends_committed_together_share_one_fdatasync(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     log = ShareLog(tmp_path / "shares")
-    log.put(_blob_id(), b"m", 1, 1.0, b"first")  # the segment exists
+    log.append(_blob_id(), b"m", 1, 1.0, b"first").commit()  # the segment exists
     syncs: list[int] = []
     real = os.fdatasync
     monkeypatch.setattr(os, "fdatasync", lambda fd: (syncs.append(fd), real(fd))[1])
@@ -96,10 +99,12 @@ def test_appends_committed_together_share_one_fdatasync(
 def test_dead_and_replaced_records_are_not_replayed(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
     gone, kept, replaced = _blob_id(), _blob_id(), _blob_id()
-    log.mark_dead(log.put(gone, b"m", 1, 1.0, b"gone"))
-    log.put(kept, b"m", 1, 1.0, b"kept")
-    log.put(replaced, b"m", 1, 1.0, b"first")
-    log.put(replaced, b"m", 2, 2.0, b"second")  # a re-upload whose old record's mark was lost
+    log.mark_dead(log.append(gone, b"m", 1, 1.0, b"gone").commit())
+    log.append(kept, b"m", 1, 1.0, b"kept").commit()
+    log.append(replaced, b"m", 1, 1.0, b"first").commit()
+    log.append(
+        replaced, b"m", 2, 2.0, b"second"
+    ).commit()  # a re-upload whose old record's mark was lost
     log.close()
     log = ShareLog(tmp_path)
     live, _verified = log.replay()
@@ -115,8 +120,8 @@ def test_dead_and_replaced_records_are_not_replayed(tmp_path: Path) -> None:
 def test_torn_records_are_skipped_and_later_ones_kept(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
     first, torn, after = _blob_id(), _blob_id(), _blob_id()
-    log.put(first, b"m", 1, 1.0, os.urandom(9000))
-    record = log.put(torn, b"m", 1, 1.0, os.urandom(9000))
+    log.append(first, b"m", 1, 1.0, os.urandom(9000)).commit()
+    record = log.append(torn, b"m", 1, 1.0, os.urandom(9000)).commit()
     log.close()
     (segment,) = tmp_path.glob("*.seg")
     with open(segment, "r+b") as f:
@@ -127,7 +132,7 @@ def test_torn_records_are_skipped_and_later_ones_kept(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
     live, _verified = log.replay()
     assert set(live) == {first}
-    log.put(after, b"m", 1, 1.0, b"after the damage")
+    log.append(after, b"m", 1, 1.0, b"after the damage").commit()
     log.close()
     log = ShareLog(tmp_path)
     live, _verified = log.replay()
@@ -138,9 +143,9 @@ def test_torn_records_are_skipped_and_later_ones_kept(tmp_path: Path) -> None:
 
 def test_changes_behind_the_logs_back_bump_the_generation(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
-    record = log.put(_blob_id(), b"m", 1, 1.0, os.urandom(10000))
+    record = log.append(_blob_id(), b"m", 1, 1.0, os.urandom(10000)).commit()
     generation = log.generation(record.segment)
-    log.put(_blob_id(), b"m", 1, 1.0, b"our own write")
+    log.append(_blob_id(), b"m", 1, 1.0, b"our own write").commit()
     assert log.generation(record.segment) == generation
     (segment,) = tmp_path.glob("*.seg")
     with open(segment, "r+b") as f:
@@ -152,7 +157,7 @@ def test_changes_behind_the_logs_back_bump_the_generation(tmp_path: Path) -> Non
 
 def test_verified_segments_are_remembered_across_restarts(tmp_path: Path) -> None:
     log = ShareLog(tmp_path)
-    record = log.put(_blob_id(), b"m", 1, 1.0, b"checked")
+    record = log.append(_blob_id(), b"m", 1, 1.0, b"checked").commit()
     log.save_verified({record.segment: True})
     log.close()
     log = ShareLog(tmp_path)
@@ -171,7 +176,7 @@ def test_verified_segments_are_remembered_across_restarts(tmp_path: Path) -> Non
 
 def test_a_segment_is_emptied_by_copying_and_removed(tmp_path: Path) -> None:
     log = ShareLog(tmp_path, segment_size=64 << 10)
-    records = [log.put(_blob_id(), b"m", 1, 1.0, os.urandom(20000)) for _ in range(6)]
+    records = [log.append(_blob_id(), b"m", 1, 1.0, os.urandom(20000)).commit() for _ in range(6)]
     first = records[0].segment
     in_first = [r for r in records if r.segment == first]
     assert 1 < len(in_first) < len(records)

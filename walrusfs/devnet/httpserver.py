@@ -24,6 +24,8 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 import trio
 
+from walrusfs.devnet.buffers import Lease
+
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 1 << 20
@@ -45,7 +47,8 @@ class Request:
     buffer: bytearray | memoryview | None = None
     """The body, when a `body_buffer` hook supplied the storage (then `body` is empty)."""
     buffer_owner: object | None = None
-    """Anything the `body_buffer` hook wants to keep with the buffer."""
+    """Anything the `body_buffer` hook wants to keep with the buffer. A pool `Lease` is
+    released by the server once the handler has returned."""
     body_progress: Callable[[int], None] | None = None
     """Set by a `body_buffer` hook to hear how many bytes of the buffer are filled so far."""
 
@@ -211,7 +214,11 @@ async def _serve_connection(
                     stream, conn, memoryview(buffer).cast("B"), request.body_progress
                 )
                 request.buffer = buffer
-                response = await _call(handler, request)
+                try:
+                    response = await _call(handler, request)
+                finally:
+                    if isinstance(request.buffer_owner, Lease):
+                        request.buffer_owner.release()
                 await _send_response(stream, conn, response, head_only=request.method == "HEAD")
                 if conn.our_state is h11.MUST_CLOSE:
                     return

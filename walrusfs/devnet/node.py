@@ -354,13 +354,6 @@ class StorageNode:
         return lease.view
 
     async def handle(self, request: Request) -> Response:
-        try:
-            return await self._route(request)
-        finally:
-            if isinstance(request.buffer_owner, Lease):
-                request.buffer_owner.release()
-
-    async def _route(self, request: Request) -> Response:
         parts = request.path.strip("/").split("/")
         method = request.method
         if parts == ["v1", "health"] and method in ("GET", "HEAD"):

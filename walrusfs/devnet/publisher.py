@@ -49,7 +49,7 @@ from walrusfs.devnet.blobid import (
     blob_id_from_text,
     blob_id_to_text,
 )
-from walrusfs.devnet.buffers import POOL, Lease
+from walrusfs.devnet.buffers import POOL
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 from walrusfs.devnet.errors import InsufficientFunds, InvalidCertificate, StaleCertificate
@@ -193,7 +193,7 @@ class Publisher:
                 request.body_progress = shared.received
                 return shared.body
         # A pooled buffer is already faulted in; the shares are views of it until the store
-        # is over, and `handle` gives it back.
+        # is over, and the server gives it back.
         lease = POOL.get(length)
         request.buffer_owner = lease
         return lease.view
@@ -221,9 +221,6 @@ class Publisher:
             return Response(404)
         except _BadRequest as bad:
             return bad.response
-        finally:
-            if isinstance(request.buffer_owner, Lease):
-                request.buffer_owner.release()
 
     # -- storing
 

@@ -296,21 +296,6 @@ class ShareLog:
 
     # -- writing
 
-    def put(
-        self,
-        blob_id: str,
-        metadata: bytes,
-        stored_epoch: int,
-        stored_at: float,
-        share: bytes | bytearray | memoryview,
-        aligned: memoryview | None = None,
-    ) -> Record:
-        """Append a LIVE record for the share and return once it is durable.
-
-        `aligned`: a page-aligned view starting with the share, its length rounded up to 4096
-        (a pool lease's), so the share goes to disk without a copy."""
-        return self.append(blob_id, metadata, stored_epoch, stored_at, share, aligned).commit()
-
     def append(
         self,
         blob_id: str,
@@ -320,9 +305,12 @@ class ShareLog:
         share: bytes | bytearray | memoryview,
         aligned: memoryview | None = None,
     ) -> PendingRecord:
-        """`put`'s first half: the record is written but not yet durable. Its `commit` must
-        follow (the segment stays pinned until then). Writing several records before
-        committing any lets one fdatasync cover them all."""
+        """Append a LIVE record for the share; it is durable once its `commit` returns.
+
+        `commit` must follow (the segment stays pinned until then). Writing several records
+        before committing any lets one fdatasync cover them all. `aligned`: a page-aligned
+        view starting with the share, its length rounded up to 4096 (a pool lease's), so the
+        share goes to disk without a copy."""
         header = encode_header(KIND_LIVE, blob_id, metadata, stored_epoch, stored_at, len(share))
         data_len = len(share)
         padded = round_up(data_len, ALIGN)
@@ -526,14 +514,14 @@ class ShareLog:
         try:
             if not self.read(record, lease.aligned):
                 return None
-            moved = self.put(
+            moved = self.append(
                 record.blob_id,
                 record.metadata,
                 record.stored_epoch,
                 record.stored_at,
                 lease.view,
                 lease.aligned,
-            )
+            ).commit()
         finally:
             lease.release()
         self._mark_dead(record)
