@@ -1,4 +1,4 @@
-"""The worker process behind devnet.workers: zfec parity and share hashes in shared memory.
+"""The worker process behind devnet.workers: parity and share hashes in shared memory.
 
 Run as `python -m walrusfs.devnet.encode_worker`. It reads one JSON request per line on stdin,
 
@@ -6,8 +6,9 @@ Run as `python -m walrusfs.devnet.encode_worker`. It reads one JSON request per 
 
 where FILE holds n slots of L bytes with the k primary shares in the first k; it writes parity
 shares `parity` into their slots and answers one line with the hex Blake2b-256 hashes of the
-shares in `hash` (or {"error": "..."}). It imports nothing but the standard library and zfec,
-so it starts fast and never re-runs the parent's main module.
+shares in `hash` (or {"error": "..."}). Parity comes from ISA-L where it is installed, else
+from zfec (the same bytes, see devnet.isal). It imports nothing but the standard library, zfec
+and devnet.isal, so it starts fast and never re-runs the parent's main module.
 """
 
 from __future__ import annotations
@@ -20,6 +21,8 @@ import sys
 from typing import Any
 
 import zfec
+
+from walrusfs.devnet.isal import parity_coder
 
 STRIPE = 128 * 1024
 
@@ -41,13 +44,18 @@ def handle(request: dict[str, Any]) -> list[str]:
             # Column stripes: a parity byte depends only on the primary bytes at its offset,
             # so encoding stripe by stripe gives the same shares while the inputs stay in
             # cache, and each new parity stripe is hashed while it is still there.
+            isal = parity_coder(k, n)
             encoder = zfec.Encoder(k, n)
             for offset in range(0, length, STRIPE):
                 end = min(offset + STRIPE, length)
                 inputs = [view[i * length + offset : i * length + end] for i in range(k)]
-                blocks = encoder.encode(inputs, parity)
+                blocks = [view[i * length + offset : i * length + end] for i in parity]
+                if isal is not None:
+                    isal.encode_into(inputs, parity, blocks)
+                else:
+                    for block, computed in zip(blocks, encoder.encode(inputs, parity), strict=True):
+                        block[:] = computed
                 for index, block in zip(parity, blocks, strict=True):
-                    view[index * length + offset : index * length + end] = block
                     if index in hashers:
                         hashers[index].update(block)
                 del inputs, blocks

@@ -2,7 +2,7 @@
 
 With n shards, f = (n - 1) // 3 and k = n - 2f. The blob is zero-padded to k * L bytes, where
 L = ceil(max(size, 1) / k) is the share length, and cut into k primary shares; zfec computes
-n - k parity shares. zfec is systematic, so share i < k is the blob's i-th slice and reading
+n - k parity shares (or ISA-L computes the same bytes much faster, see devnet.isal). zfec is systematic, so share i < k is the blob's i-th slice and reading
 from primary shares needs no decoding. Each share's Blake2b-256 hash is a leaf of the blob's
 Merkle tree (see devnet.blobid), so the blob id commits to every share.
 
@@ -11,9 +11,9 @@ encoding type, unencoded length and the n share hashes. Its wire form mirrors Wa
 `BlobMetadata::V1`: version byte 0, encoding type byte, length u64 LE, ULEB128 hash count,
 then the 32-byte hashes.
 
-zfec's encoder keeps the GIL, and a parity byte depends only on the bytes at the same offset
-of the primary shares, so `ShareCoder.encode` cuts the shares into column stripes and can run
-them in a process pool (see devnet.workers), yielding the same bytes as one call would.
+A parity byte depends only on the bytes at the same offset of the primary shares, so the
+encoding workers (devnet.workers) compute large blobs' parity in column stripes and get the
+same bytes as one call would.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from walrusfs.devnet.blobid import (
     max_faulty,
 )
 from walrusfs.devnet.errors import InvalidMetadata
+from walrusfs.devnet.isal import parity_coder
 
 _METADATA_VERSION = 0
 _MAX_SHARDS = 1 << 16
@@ -132,13 +133,15 @@ Buffer = bytes | bytearray | memoryview
 class ShareCoder:
     """zfec k-of-n for one shard count."""
 
-    def __init__(self, n_shards: int) -> None:
+    def __init__(self, n_shards: int, *, isal: bool = True) -> None:
+        """`isal=False` computes parity with zfec even where ISA-L is installed."""
         if n_shards < 1:
             raise ValueError("a devnet needs at least one storage node")
         self.n = n_shards
         self.k = n_shards - 2 * max_faulty(n_shards)
         self._encoder = zfec.Encoder(self.k, self.n)
         self._decoder = zfec.Decoder(self.k, self.n)
+        self._isal = parity_coder(self.k, self.n) if isal else None
 
     def share_length(self, size: int) -> int:
         return -(-max(size, 1) // self.k)
@@ -154,10 +157,12 @@ class ShareCoder:
             out.append(piece if len(piece) == length else bytes(piece) + bytes(length - len(piece)))
         return out
 
-    def parity(self, primaries: Sequence[Buffer], wanted: Sequence[int]) -> list[bytes]:
+    def parity(self, primaries: Sequence[Buffer], wanted: Sequence[int]) -> list[Buffer]:
         """Shares with indexes in `wanted` (all >= k), computed in this thread."""
         if not wanted:
             return []
+        if self._isal is not None:
+            return list(self._isal.encode(primaries, wanted))
         return list(self._encoder.encode(list(primaries), list(wanted)))
 
     def metadata_for(self, size: int, shares: Sequence[Buffer]) -> BlobMetadata:
