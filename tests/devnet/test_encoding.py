@@ -59,7 +59,7 @@ def test_metadata_round_trip_and_checks() -> None:
             BlobMetadata.from_bytes(bad)
 
 
-async def test_worker_processes_encode_identically() -> None:
+async def test_worker_processes_encode_identically(caplog: pytest.LogCaptureFixture) -> None:
     data = os.urandom(POOL_MIN + 12345)
     expected = ShareCoder(10, isal=False).encode(data)
     pool = EncodePool(10, workers=2)
@@ -78,4 +78,6 @@ async def test_worker_processes_encode_identically() -> None:
         assert again.metadata == ShareCoder(10).encode(shorter).metadata
     finally:
         pool.close()
+    # The workers did it: had they failed, the pool would have fallen back to threads.
+    assert "encoding workers failed" not in caplog.text
     await trio.lowlevel.checkpoint()

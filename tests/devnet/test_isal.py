@@ -82,7 +82,9 @@ def test_share_coder_gives_the_same_blob_with_and_without_isal() -> None:
         assert [bytes(s) for s in a.shares] == [bytes(s) for s in b.shares]
 
 
-async def test_without_isal_everything_uses_zfec(without_isal: None) -> None:
+async def test_without_isal_everything_uses_zfec(
+    without_isal: None, caplog: pytest.LogCaptureFixture
+) -> None:
     assert isal.parity_coder(4, 10) is None
     data = os.urandom(POOL_MIN + 999)
     expected = ShareCoder(10, isal=False).encode(data)
@@ -95,4 +97,5 @@ async def test_without_isal_everything_uses_zfec(without_isal: None) -> None:
         assert [bytes(s) for s in encoded.shares] == [bytes(s) for s in expected.shares]
     finally:
         pool.close()
+    assert "encoding workers failed" not in caplog.text
     await trio.lowlevel.checkpoint()

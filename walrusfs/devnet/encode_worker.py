@@ -27,6 +27,37 @@ from walrusfs.devnet.isal import parity_coder
 STRIPE = 128 * 1024
 
 
+def _parity_in_stripes(
+    view: memoryview,
+    k: int,
+    n: int,
+    length: int,
+    parity: list[int],
+    hashers: dict[int, Any],
+) -> None:
+    """Parity shares `parity` into their slots of `view`, hashing those in `hashers`.
+
+    Column stripes: a parity byte depends only on the primary bytes at its offset, so
+    encoding stripe by stripe gives the same shares while the inputs stay in cache, and each
+    new parity stripe is hashed while it is still there. (A function of its own, so that no
+    slice of `view` outlives it: the caller must release `view`.)
+    """
+    isal = parity_coder(k, n)
+    encoder = zfec.Encoder(k, n)
+    for offset in range(0, length, STRIPE):
+        end = min(offset + STRIPE, length)
+        inputs = [view[i * length + offset : i * length + end] for i in range(k)]
+        blocks = [view[i * length + offset : i * length + end] for i in parity]
+        if isal is not None:
+            isal.encode_into(inputs, parity, blocks)
+        else:
+            for block, computed in zip(blocks, encoder.encode(inputs, parity), strict=True):
+                block[:] = computed
+        for index, block in zip(parity, blocks, strict=True):
+            if index in hashers:
+                hashers[index].update(block)
+
+
 def handle(request: dict[str, Any]) -> list[str]:
     path = str(request["path"])
     k, n, length = int(request["k"]), int(request["n"]), int(request["length"])
@@ -41,24 +72,7 @@ def handle(request: dict[str, Any]) -> list[str]:
         view = memoryview(mm)
         hashers = {i: hashlib.blake2b(digest_size=32) for i in wanted}
         if parity:
-            # Column stripes: a parity byte depends only on the primary bytes at its offset,
-            # so encoding stripe by stripe gives the same shares while the inputs stay in
-            # cache, and each new parity stripe is hashed while it is still there.
-            isal = parity_coder(k, n)
-            encoder = zfec.Encoder(k, n)
-            for offset in range(0, length, STRIPE):
-                end = min(offset + STRIPE, length)
-                inputs = [view[i * length + offset : i * length + end] for i in range(k)]
-                blocks = [view[i * length + offset : i * length + end] for i in parity]
-                if isal is not None:
-                    isal.encode_into(inputs, parity, blocks)
-                else:
-                    for block, computed in zip(blocks, encoder.encode(inputs, parity), strict=True):
-                        block[:] = computed
-                for index, block in zip(parity, blocks, strict=True):
-                    if index in hashers:
-                        hashers[index].update(block)
-                del inputs, blocks
+            _parity_in_stripes(view, k, n, length, parity, hashers)
         for index in wanted:
             if index not in parity:
                 hashers[index].update(view[index * length : (index + 1) * length])
