@@ -17,7 +17,7 @@ from typing import Any
 import trio
 
 from walrusfs.cli.common import UsageError
-from walrusfs.devnet.background import unwrap_group
+from walrusfs.devnet.errors import unwrap_group
 from walrusfs.devnet.network import (
     DEFAULT_EPOCH_SECONDS,
     DEFAULT_LEDGER_PORT,

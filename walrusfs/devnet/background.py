@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 
 import trio
 
-from walrusfs.devnet.errors import DevnetError
+from walrusfs.devnet.errors import DevnetError, unwrap_group
 from walrusfs.devnet.info import DevnetInfo
 from walrusfs.devnet.ledger import FaucetGrant, Ledger
 from walrusfs.devnet.ledger.registry import LedgerRegistry
@@ -32,13 +32,6 @@ from walrusfs.devnet.node import NodeFaults
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
-
-
-def unwrap_group(exc: BaseException) -> BaseException:
-    """The single exception inside (nested) one-member exception groups, or `exc` itself."""
-    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
-        exc = exc.exceptions[0]
-    return exc
 
 
 class BackgroundDevnet:

@@ -15,8 +15,10 @@ exception) is the job's. Appending shares is `first`, and fdatasync `second`: th
 fdatasync of a share-log segment makes every append written to it durable, and the others
 find nothing left to do.
 
-Like `trio.to_thread.run_sync`, a job cannot be cancelled once queued. The thread ends after
-`IDLE_EXIT` seconds without work and is started again by the next job.
+A run may have several batch threads, by name, so that jobs that wait for the disk (a ledger
+transaction's fsync, a share's write) do not hold up jobs queued behind them that need only a
+CPU. Like `trio.to_thread.run_sync`, a job cannot be cancelled once queued. A thread ends
+after `IDLE_EXIT` seconds without work and is started again by the next job.
 """
 
 from __future__ import annotations
@@ -32,7 +34,9 @@ T = TypeVar("T")
 
 IDLE_EXIT = 10.0
 
-_INSTANCE: trio.lowlevel.RunVar[BatchThread] = trio.lowlevel.RunVar("walrusfs_batch_thread")
+_INSTANCES: trio.lowlevel.RunVar[dict[str, BatchThread]] = trio.lowlevel.RunVar(
+    "walrusfs_batch_threads"
+)
 
 
 class _Job(Generic[T]):
@@ -48,8 +52,9 @@ class _Job(Generic[T]):
 class BatchThread:
     """See the module docstring; get the run's instance with `batch_thread()`."""
 
-    def __init__(self, token: trio.lowlevel.TrioToken) -> None:
+    def __init__(self, token: trio.lowlevel.TrioToken, name: str = "batch") -> None:
         self._token = token
+        self.name = name
         self._lock = threading.Lock()
         self._more = threading.Condition(self._lock)
         self._jobs: list[_Job[Any]] = []
@@ -67,7 +72,9 @@ class BatchThread:
                 self._more.notify()
             else:
                 self._thread_alive = True
-                threading.Thread(target=self._work, name="walrusfs batch", daemon=True).start()
+                threading.Thread(
+                    target=self._work, name=f"walrusfs {self.name}", daemon=True
+                ).start()
 
         def abort(_raise_cancel: Any) -> trio.lowlevel.Abort:
             return trio.lowlevel.Abort.FAILED  # the job runs to completion regardless
@@ -111,11 +118,14 @@ def _deliver(jobs: list[_Job[Any]]) -> None:
         trio.lowlevel.reschedule(job.task, job.result)
 
 
-def batch_thread() -> BatchThread:
-    """The current trio run's batch thread."""
+def batch_thread(name: str = "batch") -> BatchThread:
+    """The current trio run's batch thread called `name`."""
     try:
-        return _INSTANCE.get()
+        instances = _INSTANCES.get()
     except LookupError:
-        instance = BatchThread(trio.lowlevel.current_trio_token())
-        _INSTANCE.set(instance)
-        return instance
+        instances = {}
+        _INSTANCES.set(instances)
+    instance = instances.get(name)
+    if instance is None:
+        instance = instances[name] = BatchThread(trio.lowlevel.current_trio_token(), name)
+    return instance

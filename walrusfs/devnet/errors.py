@@ -52,3 +52,10 @@ class EpochsOutOfRange(RegistryError):
 
 class InvalidMetadata(DevnetError):
     """Blob metadata does not parse or does not hash to its blob id."""
+
+
+def unwrap_group(exc: BaseException) -> BaseException:
+    """The single exception inside (nested) one-member exception groups, or `exc` itself."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc

@@ -83,6 +83,8 @@ Handler = Callable[[Request], Awaitable[Response]]
 @dataclass
 class ServerConfig:
     max_body: int = 10 * 1024 * 1024
+    body_limit: Callable[[Request], int] | None = None
+    """A request's body limit, if it depends on the request (else `max_body`)."""
     too_large: Callable[[Request], Response] = lambda _req: Response(413, b"body too large")
     server_name: str = "walrusfs-devnet"
     body_buffer: Callable[[Request, int], bytearray | memoryview | None] | None = None
@@ -197,7 +199,8 @@ async def _serve_connection(
             headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in event.headers}
             request = Request(event.method.decode("ascii"), target, path, query, headers, b"")
             length = int(headers.get("content-length", "0") or 0)
-            if length > config.max_body:
+            limit = config.max_body if config.body_limit is None else config.body_limit(request)
+            if length > limit:
                 await _send_response(stream, conn, config.too_large(request))
                 return  # the unread body makes the connection unusable
             buffer = None
@@ -238,7 +241,7 @@ async def _serve_connection(
                     break
                 return
             request.body = b"".join(chunks)
-            if len(request.body) > config.max_body:
+            if len(request.body) > limit:
                 await _send_response(stream, conn, config.too_large(request))
                 return
             response = await _call(handler, request)

@@ -11,6 +11,7 @@ Node i holds share i of every blob. It serves a subset of the real storage node 
 |  |  | (devnet extension: metadata in X-Walrus-Metadata, confirmation back with X-Walrus-Confirm) |
 | GET | /v1/blobs/{blobId}/slivers/{i}/primary | share i, re-verified if its file changed |
 | GET | /v1/blobs/{blobId}/confirmation/permanent | Ed25519-signed storage confirmation (devnet.confirm) |
+| POST | /v1/devnet/primary-slivers | devnet extension: shares of several blobs with their metadata (devnet.sharebatch); answers each one's confirmation or error |
 | GET | /v1/health | index, public key, epoch, blob count |
 
 On disk, in its own directory: `key` (the Ed25519 seed) and `shares/` (devnet.sharelog: every
@@ -47,9 +48,10 @@ from pathlib import Path
 
 import trio
 
+from walrusfs.devnet import sharebatch
 from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
 from walrusfs.devnet.batchthread import batch_thread
-from walrusfs.devnet.blobid import blake2b256, blob_id_from_text
+from walrusfs.devnet.blobid import blake2b256, blob_id_from_text, blob_id_to_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
 from walrusfs.devnet.durable import remove_durably
@@ -69,7 +71,10 @@ from walrusfs.devnet.sharelog import SEGMENT_SIZE, Record, ShareLog
 log = logging.getLogger(__name__)
 
 BATCH_SHARE_MAX = 1 << 20
-"""Shares below this size are stored through the process's batch thread (devnet.batchthread)."""
+"""Shares below this size are stored through a batch thread (devnet.batchthread)."""
+IO_THREADS = 2
+"""Batch threads that store the shares of the nodes of one process (node i uses thread
+i % IO_THREADS): a thread waits for the disk (O_DIRECT writes, fdatasync) while another hashes."""
 
 SCRUB_BYTES = 32 << 20
 """Bytes of shares a scrub pass may re-hash (those not verified since their segment changed)."""
@@ -307,8 +312,11 @@ class StorageNode:
         Maintenance (and so repair) waits for `committee_ready` when given: a devnet that is
         starting up publishes its nodes' addresses only once every node listens.
         """
+        max_share = self.settings.max_share
+        batch_limit = sharebatch.body_limit(self._coder.n, max_share)
         config = ServerConfig(
-            max_body=self.settings.max_share,
+            max_body=max_share,
+            body_limit=lambda r: batch_limit if r.path == sharebatch.PATH else max_share,
             too_large=lambda _r: error_response(
                 413, "SLIVER_TOO_LARGE", "the share is too large", domain=STORAGE_DOMAIN
             ),
@@ -347,7 +355,10 @@ class StorageNode:
 
     def _body_buffer(self, request: Request, length: int) -> memoryview | None:
         """Shares are received into pooled buffers that can be written with O_DIRECT."""
-        if request.method != "PUT" or not request.path.endswith("/primary"):
+        if not (
+            (request.method == "PUT" and request.path.endswith("/primary"))
+            or (request.method == "POST" and request.path == sharebatch.PATH)
+        ):
             return None
         lease = POOL.get(length)
         request.buffer_owner = lease
@@ -370,6 +381,8 @@ class StorageNode:
                     }
                 }
             )
+        if request.path == sharebatch.PATH and method == "POST":
+            return await self._put_share_batch(request)
         if len(parts) < 4 or parts[:2] != ["v1", "blobs"]:
             return _error(404, "NOT_FOUND", f"no route for {request.path}")
         blob_text = parts[2]
@@ -414,18 +427,72 @@ class StorageNode:
         in an `X-Walrus-Metadata` header (base64), and `X-Walrus-Confirm: permanent` answers
         with the signed confirmation instead of a status message."""
         inline = request.header("x-walrus-metadata")
+        raw = None
         if inline is not None:
             try:
                 raw = base64.b64decode(inline, validate=True)
             except ValueError:
                 return _error(400, "INVALID_METADATA", "X-Walrus-Metadata is not base64")
-            response = await self._put_metadata(blob_text, blob_id, raw)
+        lease = request.buffer_owner
+        return await self._store_share(
+            blob_text,
+            blob_id,
+            raw,
+            request.payload(),
+            lease.aligned if isinstance(lease, Lease) else None,
+            confirm=request.header("x-walrus-confirm") == "permanent",
+        )
+
+    async def _put_share_batch(self, request: Request) -> Response:
+        """Several blobs' shares in one request (devnet.sharebatch), each stored as if
+        uploaded alone with its metadata; the answer lists each one's response, in order,
+        as {"status": code, "body": the response's JSON}. Shares handled together share
+        the batch thread's hand-off and fdatasync."""
+        try:
+            shares = sharebatch.decode(request.payload())
+        except sharebatch.MalformedBatch as exc:
+            return _error(400, "INVALID_ARGUMENT", f"not a batch of shares: {exc}")
+        in_lease = isinstance(request.buffer_owner, Lease)  # page-aligned: O_DIRECT works
+        results: list[Response] = []
+
+        async def one(item: sharebatch.BatchShare, slot: int) -> None:
+            results[slot] = await self._store_share(
+                blob_id_to_text(item.blob_id),
+                item.blob_id,
+                item.metadata,
+                item.share,
+                item.aligned if in_lease else None,
+                confirm=True,
+            )
+
+        results = [_error(500, "INTERNAL", "not stored")] * len(shares)
+        async with trio.open_nursery() as nursery:
+            for slot, item in enumerate(shares):
+                nursery.start_soon(one, item, slot)
+        items = b",".join(b'{"status":%d,"body":%b}' % (r.status, r.body) for r in results)
+        return Response(
+            200,
+            b'{"success":{"code":200,"data":[' + items + b"]}}",
+            content_type="application/json",
+        )
+
+    async def _store_share(
+        self,
+        blob_text: str,
+        blob_id: bytes,
+        metadata: bytes | None,
+        share: Buffer,
+        aligned: memoryview | None,
+        *,
+        confirm: bool,
+    ) -> Response:
+        """Metadata (if given), then the share; with `confirm`, the signed confirmation."""
+        if metadata is not None:
+            response = await self._put_metadata(blob_text, blob_id, metadata)
             if response.status not in (200, 201):
                 return response
-        lease = request.buffer_owner
-        aligned = lease.aligned if isinstance(lease, Lease) else None
-        response = await self._put_share(blob_text, request.payload(), aligned)
-        if request.header("x-walrus-confirm") == "permanent" and response.status in (200, 201):
+        response = await self._put_share(blob_text, share, aligned)
+        if confirm and response.status in (200, 201):
             return self._confirm(blob_text, blob_id)
         return response
 
@@ -478,7 +545,7 @@ class StorageNode:
             # threads of their own, in parallel.
             job = partial(self._verify_and_append, blob_text, entry, body, aligned)
             if len(body) < BATCH_SHARE_MAX:
-                stored = await batch_thread().run(job)
+                stored = await batch_thread(f"node-io-{self.index % IO_THREADS}").run(job)
             else:
                 stored = await trio.to_thread.run_sync(lambda: job()())
             if not stored:

@@ -13,7 +13,8 @@ Endpoints, parameters, JSON bodies, headers, status codes and error bodies follo
 | GET | /v1/network | devnet extension: where the devnet's services listen (devnet.info) |
 
 Storing: the body is encoded into n zfec shares (devnet.encoding), each node gets the metadata
-and its share and answers with a signed confirmation; once n - f nodes confirmed (stragglers get
+and its share (batched with other stores' shares for it, devnet.shareupload) and answers with
+a signed confirmation; once n - f nodes confirmed (stragglers get
 `straggler_grace` more seconds, then are left to repair themselves), the registry certifies the
 blob and charges the owner, atomically. With fewer confirmations the answer is 504
 INSUFFICIENT_CONFIRMATIONS and nothing is certified or charged. An owner that cannot pay gets
@@ -52,7 +53,12 @@ from walrusfs.devnet.blobid import (
 from walrusfs.devnet.buffers import POOL
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
-from walrusfs.devnet.errors import InsufficientFunds, InvalidCertificate, StaleCertificate
+from walrusfs.devnet.errors import (
+    InsufficientFunds,
+    InvalidCertificate,
+    StaleCertificate,
+    unwrap_group,
+)
 from walrusfs.devnet.httpclient import HTTPClient, HTTPClientError
 from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
 from walrusfs.devnet.registry import (
@@ -63,7 +69,8 @@ from walrusfs.devnet.registry import (
     StorageConfirmation,
     normalize_address,
 )
-from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, share_url
+from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata
+from walrusfs.devnet.shareupload import ShareUploads
 from walrusfs.devnet.workers import EncodePool, SharedBlob
 
 log = logging.getLogger(__name__)
@@ -92,7 +99,8 @@ class PublisherSettings:
     """Largest blob accepted by PUT (413 above), like the real publisher's default."""
     max_read_size: int | None = None
     """Largest blob the aggregator returns (403 BLOB_TOO_LARGE above); None for no limit."""
-    max_concurrent_stores: int = 4
+    max_concurrent_stores: int = 8
+    """Stores encoded, uploaded and certified at once; each holds its body and shares in memory."""
     max_queued_stores: int = 64
     """Stores waiting for a slot beyond this are refused with 429."""
     store_timeout: float = 120.0
@@ -155,9 +163,15 @@ class Publisher:
         self._coder = ShareCoder(registry.params().n_shards)
         self._encoder = encoder
         self._client = HTTPClient()
+        self._uploads = ShareUploads(self._client, timeout=settings.store_timeout)
         self._store_slots = trio.Semaphore(settings.max_concurrent_stores)
         self._waiting = 0
         self._metadata: OrderedDict[str, BlobMetadata] = OrderedDict()
+
+    @property
+    def uploads(self) -> ShareUploads:
+        """The uploads to storage nodes (for tests and statistics)."""
+        return self._uploads
 
     async def run(
         self,
@@ -177,7 +191,17 @@ class Publisher:
             body_buffer=self._body_buffer,
         )
         try:
-            await serve(self.handle, host=host, port=port, config=config, task_status=task_status)
+            async with trio.open_nursery() as nursery:
+                await nursery.start(self._uploads.run)
+                bound = await nursery.start(
+                    lambda task_status: serve(
+                        self.handle, host=host, port=port, config=config, task_status=task_status
+                    )
+                )
+                task_status.started(bound)
+        except BaseExceptionGroup as group:
+            # One failure (say, the port is taken) reaches the caller as itself.
+            raise unwrap_group(group) from None
         finally:
             with trio.CancelScope(shield=True):
                 await self._client.aclose()
@@ -353,8 +377,9 @@ class Publisher:
                 confirmations=valid,
             )
             try:
-                # A transaction (an fsync for SQLite, more for the ledger): keep it off the loop.
-                certification = await batch_thread().run_sync(
+                # A transaction (an fsync for SQLite, more for the ledger): keep it off the
+                # loop, and out of the thread that encodes, which needs no disk.
+                certification = await batch_thread("ledger").run_sync(
                     partial(registry.certify_blob, request)
                 )
                 break
@@ -477,28 +502,25 @@ class Publisher:
     async def _store_on_node(
         self, committee: Committee, encoded: EncodedBlob, metadata: bytes, index: int
     ) -> StorageConfirmation | None:
-        """Metadata, share and confirmation in one request (the nodes' devnet extension of
-        Walrus's three); None if the node failed."""
+        """Metadata and share to node `index`, batched with other stores' shares for it
+        (devnet.shareupload); its signed confirmation, or None if the node failed."""
         blob_id = encoded.blob_id
-        try:
-            with trio.fail_after(self.settings.store_timeout):
-                r = await self._client.request(
-                    "PUT",
-                    share_url(committee.member(index).url, blob_id, index),
-                    encoded.shares[index],
-                    headers=[
-                        ("x-walrus-metadata", base64.b64encode(metadata).decode()),
-                        ("x-walrus-confirm", "permanent"),
-                    ],
-                    max_response=1 << 16,
-                )
-        except (HTTPClientError, trio.TooSlowError) as exc:
-            log.info("node %d did not store %s: %s", index, blob_id_to_text(blob_id), exc)
+        answer = await self._uploads.upload(
+            committee.member(index).url, blob_id, metadata, encoded.shares[index]
+        )
+        if answer is None:
+            return None  # logged by the uploader
+        status, body = answer.get("status"), answer.get("body")
+        if status != 200:
+            log.info(
+                "node %d refused its share of %s: %s %.200s",
+                index,
+                blob_id_to_text(blob_id),
+                status,
+                body,
+            )
             return None
-        if r.status != 200:
-            log.info("node %d refused its share: %d %s", index, r.status, bytes(r.body[:200]))
-            return None
-        return self._parse_confirmation(committee, blob_id, index, r.body)
+        return self._parse_confirmation(committee, blob_id, index, body)
 
     async def _confirmation(
         self, committee: Committee, blob_id: bytes, index: int
@@ -509,13 +531,18 @@ class Publisher:
         if r.status != 200:
             log.info("node %d gave no confirmation: %d", index, r.status)
             return None
-        return self._parse_confirmation(committee, blob_id, index, r.body)
+        try:
+            answer = json.loads(bytes(r.body))
+        except ValueError:
+            answer = None
+        return self._parse_confirmation(committee, blob_id, index, answer)
 
     def _parse_confirmation(
-        self, committee: Committee, blob_id: bytes, index: int, body: bytes | memoryview
+        self, committee: Committee, blob_id: bytes, index: int, answer: Any
     ) -> StorageConfirmation | None:
+        """The confirmation in a node's JSON answer, if well formed and validly signed."""
         try:
-            signed = json.loads(bytes(body))["success"]["data"]["signed"]
+            signed = answer["success"]["data"]["signed"]
             confirmation = StorageConfirmation(
                 index,
                 base64.b64decode(signed["serializedMessage"]),
