@@ -17,6 +17,7 @@ from ledger.ledger_helpers import Account, address, build, call, inp, owned, res
 
 from walrusfs.chain import NetworkConfig, SuiChainClient, generate_key, network, write_wallet
 from walrusfs.devnet.background import BackgroundDevnet
+from walrusfs.devnet.blobid import ENCODING_ZFEC
 from walrusfs.devnet.info import probe_devnet
 from walrusfs.devnet.ledger.suitypes import parse_address
 from walrusfs.devnet.registry import FROST_PER_WAL
@@ -111,7 +112,7 @@ async def test_a_stored_blob_is_an_object_of_its_owner_on_chain(
     )
     assert seen.end_epoch == seen.start_epoch + 5
     assert seen.storage_size == created["resourceOperation"]["registerFromScratch"]["encodedLength"]
-    assert seen.encoding_type == 0x5A
+    assert seen.encoding_type == ENCODING_ZFEC
     # The cost came out of the owner's WAL coins, priced as the chain prices storage.
     assert before.wal - after.wal == created["cost"] > 0
     assert created["cost"] == state.write_price_per_unit * state.storage_units(

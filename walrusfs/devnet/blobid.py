@@ -4,8 +4,8 @@ A blob id is Blake2b-256 over one byte of encoding type, the unencoded length as
 little-endian u64 and the root of a Merkle tree over per-shard leaf data. The tree hashes a
 leaf as H(0x00 || data) and an inner node as H(0x01 || left || right); a level with an odd
 number of nodes is padded with an all-zero node. In Walrus (RS2) a leaf's data is a sliver
-pair's primary hash followed by its secondary hash; in the devnet it is the Blake2b-256 hash of
-one zfec share. The text form is unpadded URL-safe base64 of the 32 bytes.
+pair's primary hash followed by its secondary hash; in the devnet it is the hash of one zfec
+share (BLAKE3, or Blake2b-256 for blobs of the older encoding type; see devnet.encoding). The text form is unpadded URL-safe base64 of the 32 bytes.
 
 The encoded length and storage units follow Walrus's formula (crates/walrus-core, mirrored in
 the Move contract's redstuff.move) with the devnet's own shard count; the only difference is
@@ -30,10 +30,17 @@ INNER_PREFIX = b"\x01"
 EMPTY_NODE = bytes(DIGEST_LEN)
 
 # Walrus's encoding types: 0 was RedStuff over RaptorQ (retired), 1 is RS2. The devnet encodes
-# with zfec, which is a different code, so its blobs carry their own type byte: 0x5A ("Z").
+# with zfec, which is a different code, so its blobs carry their own type byte. The type also
+# says how a share is hashed into its leaf: 0x5B ("[") with BLAKE3, what the devnet writes;
+# 0x5A ("Z") with Blake2b-256, what devnets wrote before 2026-11-24 (still read and repaired).
 ENCODING_RS2 = 1
-ENCODING_ZFEC = 0x5A
-ENCODING_NAMES = {ENCODING_RS2: "RS2", ENCODING_ZFEC: "ZFEC"}
+ENCODING_ZFEC_BLAKE2B = 0x5A
+ENCODING_ZFEC = 0x5B
+ENCODING_NAMES = {
+    ENCODING_RS2: "RS2",
+    ENCODING_ZFEC: "ZFEC",
+    ENCODING_ZFEC_BLAKE2B: "ZFEC-BLAKE2B",
+}
 
 # Both RS2 and the devnet align symbols to 2 bytes.
 SYMBOL_ALIGNMENT = 2

@@ -39,6 +39,7 @@ from typing import Any
 import trio
 from nacl.signing import SigningKey
 
+from walrusfs.devnet.blobid import ENCODING_ZFEC
 from walrusfs.devnet.confirm import load_or_create_key
 from walrusfs.devnet.durable import write_durably
 from walrusfs.devnet.errors import DevnetConfigError, DevnetError, PortInUse
@@ -112,6 +113,9 @@ class DevnetConfig:
     """Processes that run zfec for large blobs (0: encode in a thread of this process)."""
     share_segment_size: int = SEGMENT_SIZE
     """A storage node starts a new segment of its share log past this size (devnet.sharelog)."""
+    encoding_type: int = ENCODING_ZFEC
+    """The encoding type of new blobs (devnet.encoding). ENCODING_ZFEC_BLAKE2B writes blobs as
+    devnets before 2026-11-24 did: for tests that such blobs stay readable."""
     node_process: bool = True
     """Run the storage nodes in a process of their own (devnet.nodehost), so their work uses
     another core than the publisher's; False runs them in the devnet's own trio loop."""
@@ -359,7 +363,9 @@ async def run_devnet(
         if config.encode_workers > 0:
             from walrusfs.devnet.workers import EncodePool
 
-            encoder = EncodePool(config.nodes, config.encode_workers)
+            encoder = EncodePool(
+                config.nodes, config.encode_workers, encoding_type=config.encoding_type
+            )
 
         async with (
             _open_nodes(devnet, params) as nodes,
@@ -391,6 +397,7 @@ async def run_devnet(
                     fetch=config.fetch,
                     blocklist=set(config.blocklist),
                     network_info=devnet.network_info,
+                    encoding_type=config.encoding_type,
                 ),
                 encoder=encoder,
             )

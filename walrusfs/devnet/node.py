@@ -51,7 +51,7 @@ import trio
 from walrusfs.devnet import sharebatch
 from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
 from walrusfs.devnet.batchthread import batch_thread
-from walrusfs.devnet.blobid import blake2b256, blob_id_from_text, blob_id_to_text
+from walrusfs.devnet.blobid import blob_id_from_text, blob_id_to_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
 from walrusfs.devnet.durable import remove_durably
@@ -65,7 +65,7 @@ from walrusfs.devnet.httpserver import (
     serve,
 )
 from walrusfs.devnet.registry import NodeChainView
-from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, hash_bytes
+from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, share_matches
 from walrusfs.devnet.sharelog import SEGMENT_SIZE, Record, ShareLog
 
 log = logging.getLogger(__name__)
@@ -229,7 +229,7 @@ class StorageNode:
                 share = share_path.read_bytes()
             except (ValueError, InvalidMetadata, OSError):
                 continue  # metadata without its share, or unreadable: repair will see to it
-            if blake2b256(share) != metadata.share_hashes[self.index] or blob_id in self._entries:
+            if not metadata.holds(self.index, share) or blob_id in self._entries:
                 continue
             entry = _Entry(metadata, epoch, at)
             self._write_blob(blob_id, entry, share)
@@ -558,7 +558,7 @@ class StorageNode:
     def _verify_and_append(
         self, blob_text: str, entry: _Entry, share: Buffer, aligned: memoryview | None
     ) -> Callable[[], bool]:
-        if blake2b256(share) != entry.metadata.share_hashes[self.index]:
+        if not entry.metadata.holds(self.index, share):
             return lambda: False
         finish = self._append_blob(blob_text, entry, share, aligned)
 
@@ -594,7 +594,7 @@ class StorageNode:
             lease, generation = got
             if entry.verified == generation and generation >= 0:
                 return lease
-            if await hash_bytes(lease.view) == entry.metadata.share_hashes[self.index]:
+            if await share_matches(entry.metadata, self.index, lease.view):
                 if entry.record is record:
                     entry.verified = generation
                 return lease
@@ -842,7 +842,7 @@ class StorageNode:
             share = await trio.to_thread.run_sync(rebuild)
         finally:
             collector.release()
-        if blake2b256(share) != metadata.share_hashes[self.index]:
+        if not metadata.holds(self.index, share):
             log.error("node %d: rebuilt share of %s does not match its hash", self.index, blob_text)
             return False
         if entry is None:

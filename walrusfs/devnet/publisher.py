@@ -113,6 +113,8 @@ class PublisherSettings:
     metadata_cache: int = 4096
     network_info: Callable[[], dict[str, Any]] | None = None
     """The body of GET /v1/network (a devnet extension); None: no such route."""
+    encoding_type: int = ENCODING_ZFEC
+    """The encoding type of blobs it stores (devnet.encoding); its encoder's must match."""
 
 
 def _error(code: int, reason: str, message: str, *, status: str | None = None) -> Response:
@@ -160,7 +162,7 @@ class Publisher:
     ) -> None:
         self.registry = registry
         self.settings = settings
-        self._coder = ShareCoder(registry.params().n_shards)
+        self._coder = ShareCoder(registry.params().n_shards, encoding_type=settings.encoding_type)
         self._encoder = encoder
         self._client = HTTPClient()
         self._uploads = ShareUploads(self._client, timeout=settings.store_timeout)
@@ -369,7 +371,7 @@ class Publisher:
             request = CertifyRequest(
                 blob_id=blob_text,
                 size=len(data),
-                encoding_type=ENCODING_ZFEC,
+                encoding_type=encoded.metadata.encoding_type,
                 epochs_ahead=options.epochs,
                 deletable=options.deletable,
                 owner=options.owner,

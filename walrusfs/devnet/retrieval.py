@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import trio
 
-from walrusfs.devnet.blobid import blake2b256, blob_id_to_text
+from walrusfs.devnet.blobid import blob_id_to_text
 from walrusfs.devnet.buffers import Lease
 from walrusfs.devnet.encoding import BlobMetadata, Buffer
 from walrusfs.devnet.errors import InvalidMetadata
@@ -37,10 +37,11 @@ class FetchPolicy:
     """Ask one more node when no answer arrived for this long."""
 
 
-async def hash_bytes(data: Buffer) -> bytes:
+async def share_matches(metadata: BlobMetadata, index: int, data: Buffer) -> bool:
+    """Whether `data` is the blob's share `index` (hashed in a thread when large)."""
     if len(data) < THREAD_HASH_MIN:
-        return blake2b256(data)
-    return await trio.to_thread.run_sync(blake2b256, data)
+        return metadata.holds(index, data)
+    return await trio.to_thread.run_sync(metadata.holds, index, data)
 
 
 def _metadata_url(base: str, blob_id: bytes) -> str:
@@ -132,7 +133,7 @@ class ShareCollector:
             log.debug("share %d: node answered %d", index, response.status)
             return None
         try:
-            good = await hash_bytes(response.body) == self._metadata.share_hashes[index]
+            good = await share_matches(self._metadata, index, response.body)
         except BaseException:
             response.release()
             raise

@@ -20,6 +20,7 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from functools import partial
 from typing import IO
@@ -27,7 +28,6 @@ from typing import IO
 import trio
 
 from walrusfs.devnet.batchthread import batch_thread
-from walrusfs.devnet.blobid import ENCODING_ZFEC, blake2b256
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 
 log = logging.getLogger(__name__)
@@ -110,8 +110,11 @@ class SharedBlob:
         self.share_length = 0
         self.body = self.view[:0]
         self.primary_hashes: dict[int, Future[bytes]] = {}
+        self.share_hash: Callable[[Buffer], bytes] | None = None
 
-    def prepare(self, size: int, k: int, share_length: int) -> None:
+    def prepare(
+        self, size: int, k: int, share_length: int, share_hash: Callable[[Buffer], bytes]
+    ) -> None:
         """Lay out a blob of `size` bytes: body at the start, zero padding up to k shares."""
         self.size = size
         self.k = k
@@ -119,6 +122,7 @@ class SharedBlob:
         self.body = self.view[:size]
         self.view[size : k * share_length] = bytes(k * share_length - size)
         self.primary_hashes = {}
+        self.share_hash = share_hash
 
     def received(self, filled: int) -> None:
         """The first `filled` bytes of the body are in: hash every primary share now complete.
@@ -130,7 +134,8 @@ class SharedBlob:
         complete = self.k if filled >= self.size else filled // length
         for index in range(len(self.primary_hashes), complete):
             share = self.view[index * length : (index + 1) * length]
-            self.primary_hashes[index] = _HASHERS.submit(blake2b256, share)
+            assert self.share_hash is not None, "received before prepare"
+            self.primary_hashes[index] = _HASHERS.submit(self.share_hash, share)
 
     def close(self) -> None:
         if self._fd >= 0:
@@ -148,8 +153,15 @@ class EncodePool:
     MAX_IDLE_BYTES = 320 << 20
     """Idle shared memory kept for reuse (its pages stay resident): two 64 MiB blobs' worth."""
 
-    def __init__(self, n_shards: int, workers: int = 2) -> None:
-        self._coder = ShareCoder(n_shards)
+    def __init__(
+        self, n_shards: int, workers: int = 2, *, encoding_type: int | None = None
+    ) -> None:
+        """`encoding_type`: that of the blobs it encodes (default: what the devnet writes)."""
+        self._coder = (
+            ShareCoder(n_shards)
+            if encoding_type is None
+            else ShareCoder(n_shards, encoding_type=encoding_type)
+        )
         self._count = max(1, workers)
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()  # one large blob at a time uses every worker
@@ -182,7 +194,7 @@ class EncodePool:
                 self._idle.remove(shared)
         if shared is None:
             shared = SharedBlob(need)
-        shared.prepare(size, coder.k, length)
+        shared.prepare(size, coder.k, length, coder.share_hash)
         return shared
 
     def release(self, shared: SharedBlob) -> None:
@@ -221,7 +233,7 @@ class EncodePool:
         if shared is None:
             length = coder.share_length(len(data))
             shared = SharedBlob(n * length)
-            shared.prepare(len(data), k, length)
+            shared.prepare(len(data), k, length, coder.share_hash)
             shared.body[:] = data
         length = shared.share_length
         with self._lock:
@@ -243,6 +255,7 @@ class EncodePool:
                         "length": length,
                         "parity": parity[j::jobs],
                         "hash": hashed,
+                        "encodingType": coder.encoding_type,
                     }
                 )
             digests: dict[int, bytes] = {}
@@ -252,5 +265,7 @@ class EncodePool:
                 digests[index] = future.result()
         view = shared.view
         shares = tuple(view[i * length : (i + 1) * length] for i in range(n))
-        metadata = BlobMetadata(ENCODING_ZFEC, shared.size, tuple(digests[i] for i in range(n)))
+        metadata = BlobMetadata(
+            coder.encoding_type, shared.size, tuple(digests[i] for i in range(n))
+        )
         return EncodedBlob(metadata, shares)
