@@ -294,3 +294,25 @@ def test_addresses() -> None:
     for bad in ["1", "0x", "0xg1", "0x" + "1" * 65]:
         with pytest.raises(ValueError):
             normalize_address(bad)
+
+
+def test_the_cached_system_state_is_what_the_ledger_holds(
+    registry: LedgerRegistry, keys: list[SigningKey], clock: FakeClock, tmp_path: Path
+) -> None:
+    """Certifications and epoch changes keep the System state they wrote as the cached state;
+    it must match the state decoded from the database."""
+    assert registry.faucet(OWNER, 10**6) == 10**6
+    used = []
+    for _ in range(3):
+        registry.certify_blob(request(keys, os.urandom(32), registry.current_epoch(), 7))
+        used.append(registry.ledger.system_state().used_capacity)
+        clock.advance(PARAMS.epoch_seconds)
+        assert registry.current_epoch() == registry.ledger.system_state().epoch
+    assert used[0] < used[1] < used[2]
+    cached = registry.ledger.system_state()
+    registry.close()
+    reopened = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
+    try:
+        assert reopened.ledger.system_state() == cached
+    finally:
+        reopened.close()

@@ -509,6 +509,12 @@ class Ledger:
             blob_index,
         )
         self._commit(outcome, change.kind, None, None, also)
+        inner_tag = self.types.system_inner_field.tag
+        for layout, value, _owner in change.writes.values():
+            if layout.tag == inner_tag:
+                # The state just written, without decoding it back (a certification changes
+                # it every time, and the publisher reads it for every store).
+                self._state_cache = self._state_of(value["value"])
         return outcome
 
     def _epoch_for_effects(self, outputs: dict[bytes, StoredObject]) -> int:
@@ -675,21 +681,24 @@ class Ledger:
     def _state(self) -> SystemState:
         """The System object's state, decoded once per change of it (callers hold the lock)."""
         if self._state_cache is None:
-            inner = self._system()[2]["value"]
-            epoch = int(inner["committee"]["epoch"])
-            self._state_cache = SystemState(
-                epoch=epoch,
-                n_shards=int(inner["committee"]["n_shards"]),
-                storage_price_per_unit=int(inner["storage_price_per_unit_size"]),
-                write_price_per_unit=int(inner["write_price_per_unit_size"]),
-                max_epochs_ahead=int(inner["future_accounting"]["length"]),
-                total_capacity=int(inner["total_capacity_size"]),
-                used_capacity=int(inner["used_capacity_size"]),
-                epoch_start=self._epoch_start(epoch),
-                epoch_seconds=self._clock()[2],
-                reference_gas_price=self.config.reference_gas_price,
-            )
+            self._state_cache = self._state_of(self._system()[2]["value"])
         return self._state_cache
+
+    def _state_of(self, inner: Any) -> SystemState:
+        """The state in the System object's decoded inner value (callers hold the lock)."""
+        epoch = int(inner["committee"]["epoch"])
+        return SystemState(
+            epoch=epoch,
+            n_shards=int(inner["committee"]["n_shards"]),
+            storage_price_per_unit=int(inner["storage_price_per_unit_size"]),
+            write_price_per_unit=int(inner["write_price_per_unit_size"]),
+            max_epochs_ahead=int(inner["future_accounting"]["length"]),
+            total_capacity=int(inner["total_capacity_size"]),
+            used_capacity=int(inner["used_capacity_size"]),
+            epoch_start=self._epoch_start(epoch),
+            epoch_seconds=self._clock()[2],
+            reference_gas_price=self.config.reference_gas_price,
+        )
 
     def _current_epoch(self) -> int:
         return self._state().epoch
