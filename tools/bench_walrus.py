@@ -5,12 +5,13 @@
     tools/bench_walrus.py --devnet-process     # devnet as `walrusfs devnet` in a child process
     tools/bench_walrus.py --url http://127.0.0.1:31415   # any running devnet or walrus daemon
 
-For each blob size and concurrency it stores `--runs` batches of distinct blobs (random bytes,
-so every store is new), `--concurrency` at a time, and reads each back whole the same way, and
-prints the median throughput (MB/s = 10^6 bytes per second, the blob's own bytes, not the
-encoded ones) with the spread, and the CPU time spent per blob by this process and its
-descendants (the devnet's processes, when it runs here or as a child): on a shared machine the
-throughput moves with the neighbours' load, the CPU per blob much less.
+For each blob size and concurrency it makes `--runs` runs. A run stores distinct blobs
+(random bytes, so every store is new), `--concurrency` in flight at any time, and reads each
+back whole the same way. It prints the median throughput (MB/s = 10^6 bytes per second, the
+blob's own bytes, not the encoded ones) with the spread, and the CPU time spent per blob by
+this process and its descendants (the devnet's processes, when it runs here or as a child):
+on a shared machine the throughput moves with the neighbours' load, the CPU per blob much
+less.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -121,20 +122,22 @@ def devnet_url(args: argparse.Namespace) -> Iterator[str]:
 async def bench_size(
     client: WalrusClient, size: int, runs: int, concurrency: int, epochs: int
 ) -> tuple[list[float], list[float], float, float]:
-    """Per-batch store and read throughputs (bytes/s) for `runs` batches of `concurrency`
-    blobs of `size` bytes, and the CPU seconds per blob stored and per blob read."""
+    """Per-run store and read throughputs (bytes/s) and the CPU seconds per blob stored and
+    per blob read. A run stores distinct blobs of `size` bytes, `concurrency` in flight
+    until all are done (a new store starts as soon as one ends), then reads them back the
+    same way. Small blobs get several per slot, so that a run measures a steady stream
+    rather than one burst's start and finish."""
     base = os.urandom(size)
+    count = max(concurrency, min(4 * concurrency, (256 << 20) // max(size, 1)))
     store_rates: list[float] = []
     read_rates: list[float] = []
     cpu = {"store": 0.0, "read": 0.0}
     for run in range(runs):
         blobs = [
-            (run * concurrency + i).to_bytes(8, "little") + base[8:]
-            if size >= 8
-            else os.urandom(size)
-            for i in range(concurrency)
+            (run * count + i).to_bytes(8, "little") + base[8:] if size >= 8 else os.urandom(size)
+            for i in range(count)
         ]
-        ids: list[str] = [""] * concurrency
+        ids: list[str] = [""] * count
 
         async def store(i: int, blobs: list[bytes] = blobs, ids: list[str] = ids) -> None:
             result = await client.store(blobs[i], epochs=epochs)
@@ -146,15 +149,23 @@ async def bench_size(
             assert len(data) == size and data[:8] == blobs[i][:8], "read back wrong bytes"
 
         for action, rates, kind in ((store, store_rates, "store"), (read, read_rates, "read")):
+            todo = iter(range(count))
+
+            async def worker(
+                action: Callable[[int], Awaitable[None]] = action, todo: Iterator[int] = todo
+            ) -> None:
+                for i in todo:
+                    await action(i)
+
             cpu_before = tree_cpu()
             started = time.perf_counter()
             async with trio.open_nursery() as nursery:
-                for i in range(concurrency):
-                    nursery.start_soon(action, i)
-            rates.append(size * concurrency / (time.perf_counter() - started))
+                for _ in range(concurrency):
+                    nursery.start_soon(worker)
+            rates.append(size * count / (time.perf_counter() - started))
             cpu[kind] += tree_cpu() - cpu_before
         del blobs
-    blobs_done = runs * concurrency
+    blobs_done = runs * count
     return store_rates, read_rates, cpu["store"] / blobs_done, cpu["read"] / blobs_done
 
 
@@ -198,7 +209,7 @@ def parse_args() -> argparse.Namespace:
         "--concurrency",
         nargs="+",
         type=int,
-        default=[1, 4],
+        default=[1, 4, 16],
         help="blobs in flight at once (a publisher under load has several)",
     )
     parser.add_argument("--nodes", type=int, default=10)
