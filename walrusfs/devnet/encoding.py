@@ -28,6 +28,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property, lru_cache
 
 import blake3
 import zfec
@@ -146,13 +147,23 @@ class BlobMetadata:
             raise InvalidMetadata("metadata does not hash to the blob id")
 
 
+@lru_cache(maxsize=1024)
+def checked_metadata(raw: bytes, blob_id: bytes, n_shards: int) -> BlobMetadata:
+    """`raw` parsed and checked to be the metadata of `blob_id` on `n_shards` shards; raises
+    InvalidMetadata. Memoized (failures are not): it depends on nothing else, and the nodes of
+    one process each check the same metadata of every blob they are sent."""
+    metadata = BlobMetadata.from_bytes(raw)
+    metadata.check(blob_id, n_shards)
+    return metadata
+
+
 @dataclass(frozen=True)
 class EncodedBlob:
     metadata: BlobMetadata
     shares: tuple[Buffer, ...]
     """Share i goes to the node holding shard i."""
 
-    @property
+    @cached_property
     def blob_id(self) -> bytes:
         return self.metadata.blob_id()
 

@@ -102,7 +102,7 @@ class DevnetConfig:
     """MIST one faucet request pays (HTTP, or `Devnet.fund` without amounts)."""
     faucet_wal: int = 10 * FROST_PER_WAL
     """FROST of WAL one faucet request pays."""
-    max_concurrent_stores: int = 8
+    max_concurrent_stores: int = 16
     max_queued_stores: int = 64
     straggler_grace: float = 0.5
     maintenance_interval: float = 2.0

@@ -55,7 +55,7 @@ from walrusfs.devnet.blobid import blob_id_from_text, blob_id_to_text
 from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import load_or_create_key, sign_confirmation
 from walrusfs.devnet.durable import remove_durably
-from walrusfs.devnet.encoding import BlobMetadata, Buffer, ShareCoder
+from walrusfs.devnet.encoding import BlobMetadata, Buffer, ShareCoder, checked_metadata
 from walrusfs.devnet.errors import InvalidMetadata
 from walrusfs.devnet.httpclient import HTTPClient
 from walrusfs.devnet.httpserver import (
@@ -498,8 +498,7 @@ class StorageNode:
 
     async def _put_metadata(self, blob_text: str, blob_id: bytes, body: bytes) -> Response:
         try:
-            metadata = BlobMetadata.from_bytes(body)
-            metadata.check(blob_id, self._coder.n)
+            metadata = checked_metadata(bytes(body), blob_id, self._coder.n)
         except InvalidMetadata as exc:
             return _error(400, "INVALID_METADATA", str(exc))
         epoch = self.registry.current_epoch()

@@ -99,7 +99,7 @@ class PublisherSettings:
     """Largest blob accepted by PUT (413 above), like the real publisher's default."""
     max_read_size: int | None = None
     """Largest blob the aggregator returns (403 BLOB_TOO_LARGE above); None for no limit."""
-    max_concurrent_stores: int = 8
+    max_concurrent_stores: int = 16
     """Stores encoded, uploaded and certified at once; each holds its body and shares in memory."""
     max_queued_stores: int = 64
     """Stores waiting for a slot beyond this are refused with 429."""
