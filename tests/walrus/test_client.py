@@ -19,6 +19,7 @@ from walrusfs.walrus import (
     BlobNotFound,
     BlobTooLarge,
     BlobUnavailable,
+    DeadlineExceeded,
     InsufficientFunds,
     InvalidByteRange,
     InvalidRequest,
@@ -266,3 +267,32 @@ async def test_server_errors_are_not_retried_but_503_is(nursery: trio.Nursery) -
         assert await walrus.read(BLOB_ID) == PAYLOAD
         assert calls["503"] == 3
         assert trio.current_time() - started >= 0.4  # Retry-After honoured twice
+
+
+async def test_the_deadline_ends_retries_with_the_error_that_caused_them(
+    nursery: trio.Nursery,
+) -> None:
+    """A 503, then no answer: the deadline cuts the second attempt short, and the caller
+    learns why it was retrying. A server that never answers at all: DeadlineExceeded."""
+    calls = []
+
+    async def unavailable_then_silent(request: Request) -> Response:
+        calls.append(request.path)
+        if len(calls) == 1:
+            return Response(503, b"{}")
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    async def silent(request: Request) -> Response:
+        await trio.sleep_forever()
+        raise AssertionError("unreachable")
+
+    flaky = await _server(nursery, unavailable_then_silent)
+    dead = await _server(nursery, silent)
+    async with WalrusClient(aggregators=[flaky], deadline=1.0, backoff=0.01) as walrus:
+        with pytest.raises(BlobUnavailable):
+            await walrus.read(BLOB_ID)
+        assert len(calls) == 2
+    async with WalrusClient(aggregators=[dead], deadline=0.5) as walrus:
+        with pytest.raises(DeadlineExceeded):
+            await walrus.read(BLOB_ID)

@@ -8,7 +8,9 @@ Robustness:
 - several publishers and aggregators: an attempt that fails transiently moves on to the next
   URL; a URL that worked is tried first next time;
 - retries on 429, 503, 504 and connection errors, with exponential backoff and full jitter
-  (honouring Retry-After), every operation bounded by an overall deadline;
+  (honouring Retry-After), every operation bounded by an overall deadline; when the deadline
+  ends the retries, the error that caused them is raised (DeadlineExceeded only if no attempt
+  was answered at all);
 - every request has a timeout (httpx's connect/read/write/pool timeouts);
 - anything else is a typed WalrusError (walrusfs.walrus.errors) carrying the server's reason;
 - a read never holds more than the bytes asked for: bodies longer than announced, or than the
@@ -199,9 +201,11 @@ class WalrusClient:
                 log.debug("%s: %s (will retry)", url, retry.error)
                 retry_after = retry.retry_after
             except trio.TooSlowError:
-                message = f"{what} request gave up after {self.deadline:g} s"
                 if last is not None:
-                    message += f"; last error: {last}"
+                    # Out of time while retrying: the error that made us retry, exactly as
+                    # when the next back-off would pass the deadline.
+                    raise last from None
+                message = f"{what} request gave up after {self.deadline:g} s without an answer"
                 raise DeadlineExceeded(message) from None
             else:
                 if url != urls[0]:

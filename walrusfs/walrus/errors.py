@@ -40,7 +40,7 @@ class WalrusUnavailable(WalrusError):
 
 
 class DeadlineExceeded(WalrusUnavailable):
-    """The operation's overall deadline passed."""
+    """The operation's overall deadline passed before any server answered."""
 
 
 class ServersUnreachable(WalrusUnavailable):
