@@ -104,7 +104,7 @@ class PublisherSettings:
     max_queued_stores: int = 64
     """Stores waiting for a slot beyond this are refused with 429."""
     store_timeout: float = 120.0
-    """Bound on the whole upload to one node."""
+    """Bound on one upload request to a node (a batch of shares, devnet.shareupload)."""
     straggler_grace: float = 0.5
     """After a quorum confirmed, how long the other nodes may still finish."""
     fetch: FetchPolicy = field(default_factory=FetchPolicy)
