@@ -5,7 +5,8 @@ little-endian u64 and the root of a Merkle tree over per-shard leaf data. The tr
 leaf as H(0x00 || data) and an inner node as H(0x01 || left || right); a level with an odd
 number of nodes is padded with an all-zero node. In Walrus (RS2) a leaf's data is a sliver
 pair's primary hash followed by its secondary hash; in the devnet it is the hash of one zfec
-share (BLAKE3, or Blake2b-256 for blobs of the older encoding type; see devnet.encoding). The text form is unpadded URL-safe base64 of the 32 bytes.
+share (BLAKE3, or Blake2b-256 for blobs of the older encoding type; see devnet.encoding). The
+text form is unpadded URL-safe base64 of the 32 bytes.
 
 The encoded length and storage units follow Walrus's formula (crates/walrus-core, mirrored in
 the Move contract's redstuff.move) with the devnet's own shard count; the only difference is
@@ -51,8 +52,8 @@ _BLOB_ID_TEXT = re.compile(r"^[A-Za-z0-9_-]{43}$")
 
 _SODIUM_MIN = 16 * 1024
 """From this size on, libsodium's Blake2b (about a third faster than hashlib's on this
-machine's CPUs) is worth its call overhead. Shares are hashed by the publisher and again by
-every node, so this is a good part of a store's CPU."""
+machine's CPUs) is worth its call overhead: for shares of the older encoding type, which the
+nodes hash again when they scrub or serve them."""
 
 
 def blake2b256(data: bytes | bytearray | memoryview) -> bytes:
