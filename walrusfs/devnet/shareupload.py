@@ -6,8 +6,7 @@ them in one request (devnet.sharebatch); each share gets its own answer. With on
 time, every request carries one share, as before; with several, a node's requests carry the
 shares of all the blobs that arrived while its senders were busy, so the per-request cost
 (HTTP on both ends, a batch-thread hand-off and an fdatasync on the node) is paid once for
-all of them. Queues are per node URL: a node restarted on a new port gets a new queue, and
-the old one's senders stay idle until the publisher stops.
+all of them. Queues are per node URL; a node keeps its port for as long as the devnet runs.
 
 A store that stops waiting for a node (a straggler past the grace period) abandons its share:
 a share still queued is dropped. A share already in a request stays readable until that
