@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.blobid import ENCODING_RS2, ENCODING_ZFEC, ENCODING_ZFEC_BLAKE2B, blake2b256
-from walrusfs.devnet.encoding import BlobMetadata, ShareCoder, blake3_256
+from walrusfs.devnet.encoding import BlobMetadata, ShareCoder, blake3_256, share_hasher
 from walrusfs.devnet.errors import InvalidMetadata
 from walrusfs.devnet.workers import POOL_MIN, EncodePool
 
@@ -54,6 +54,12 @@ def test_the_encoding_type_says_how_shares_are_hashed() -> None:
         metadata.check(encoded.blob_id, 10)
         assert all(metadata.holds(i, s) for i, s in enumerate(encoded.shares))
         assert not metadata.holds(1, encoded.shares[0])
+        # The streaming hasher the encoding workers use gives the same hash, in pieces.
+        hasher = share_hasher(metadata.encoding_type)
+        share = bytes(encoded.shares[5])
+        for offset in range(0, len(share), 10_000):
+            hasher.update(share[offset : offset + 10_000])
+        assert bytes.fromhex(hasher.hexdigest()) == metadata.share_hashes[5]
     # A type the devnet does not write (Walrus's RS2, say) is refused, whatever its hashes.
     foreign = BlobMetadata(ENCODING_RS2, len(data), current.metadata.share_hashes)
     with pytest.raises(InvalidMetadata):

@@ -9,8 +9,9 @@ A regular file's data lives in one of two places:
   holes.
 New files start inline and move to a cache file, once and for good, when they outgrow the
 limit, or grow past a smaller one (`INLINE_PIECEWISE_MAX`) by small writes after the first.
-The block map (table `blocks`, see meta/schema.py) records which block-sized pieces hold data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing
-from (REMOTE) the chunk last uploaded for it.
+The block map (table `blocks`, see meta/schema.py) records which block-sized pieces hold
+data and whether the local copy is newer than (DIRTY), equal to (CLEAN) or missing from
+(REMOTE) the chunk last uploaded for it.
 
 Remote blocks are brought back by `ensure_local` before anything reads them or writes part
 of them; `fetcher` (set when the filesystem has a network) fetches and authenticates their

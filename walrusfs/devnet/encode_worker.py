@@ -9,34 +9,22 @@ where FILE holds n slots of L bytes with the k primary shares in the first k; it
 shares `parity` into their slots and answers one line with the hex hashes of the shares in
 `hash` as encoding type T hashes shares (see devnet.encoding), or {"error": "..."}. Parity
 comes from ISA-L where it is installed, else from zfec (the same bytes, see devnet.isal). It
-imports little beyond the standard library, zfec, blake3 and devnet.isal, so it starts fast and
-never re-runs the parent's main module.
+imports little beyond the standard library, zfec, blake3, devnet.isal and devnet.encoding, so
+it starts fast and never re-runs the parent's main module.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import mmap
 import os
 import sys
 from typing import Any
 
-import blake3
 import zfec
 
-from walrusfs.devnet.blobid import ENCODING_ZFEC, ENCODING_ZFEC_BLAKE2B
+from walrusfs.devnet.encoding import share_hasher
 from walrusfs.devnet.isal import parity_coder
-
-
-def _hasher(encoding_type: int) -> Any:
-    """A streaming hasher computing a share's hash for this encoding type."""
-    if encoding_type == ENCODING_ZFEC:
-        return blake3.blake3()
-    if encoding_type == ENCODING_ZFEC_BLAKE2B:
-        return hashlib.blake2b(digest_size=32)
-    raise ValueError(f"unknown encoding type {encoding_type}")
-
 
 STRIPE = 128 * 1024
 
@@ -85,7 +73,7 @@ def handle(request: dict[str, Any]) -> list[str]:
     try:
         view = memoryview(mm)
         encoding_type = int(request["encodingType"])
-        hashers = {i: _hasher(encoding_type) for i in wanted}
+        hashers = {i: share_hasher(encoding_type) for i in wanted}
         if parity:
             _parity_in_stripes(view, k, n, length, parity, hashers)
         for index in wanted:

@@ -25,10 +25,12 @@ same bytes as one call would.
 
 from __future__ import annotations
 
+import hashlib
 import struct
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property, lru_cache
+from typing import Any
 
 import blake3
 import zfec
@@ -59,6 +61,16 @@ SHARE_HASHES: dict[int, Callable[[bytes | bytearray | memoryview], bytes]] = {
     ENCODING_ZFEC_BLAKE2B: blake2b256,
 }
 """How each devnet encoding type hashes a share into its Merkle leaf."""
+
+
+def share_hasher(encoding_type: int) -> Any:
+    """A streaming hasher (`update`, `hexdigest`) giving the same hash as SHARE_HASHES, for
+    a share hashed in pieces."""
+    if encoding_type == ENCODING_ZFEC:
+        return blake3.blake3()
+    if encoding_type == ENCODING_ZFEC_BLAKE2B:
+        return hashlib.blake2b(digest_size=DIGEST_LEN)
+    raise ValueError(f"unknown encoding type {encoding_type}")
 
 
 def _uleb128(value: int) -> bytes:

@@ -453,7 +453,7 @@ class StorageNode:
         except sharebatch.MalformedBatch as exc:
             return _error(400, "INVALID_ARGUMENT", f"not a batch of shares: {exc}")
         in_lease = isinstance(request.buffer_owner, Lease)  # page-aligned: O_DIRECT works
-        results: list[Response] = []
+        results = [_error(500, "INTERNAL", "not stored")] * len(shares)
 
         async def one(item: sharebatch.BatchShare, slot: int) -> None:
             results[slot] = await self._store_share(
@@ -465,7 +465,6 @@ class StorageNode:
                 confirm=True,
             )
 
-        results = [_error(500, "INTERNAL", "not stored")] * len(shares)
         async with trio.open_nursery() as nursery:
             for slot, item in enumerate(shares):
                 nursery.start_soon(one, item, slot)

@@ -28,6 +28,7 @@ from typing import IO
 import trio
 
 from walrusfs.devnet.batchthread import batch_thread
+from walrusfs.devnet.blobid import ENCODING_ZFEC
 from walrusfs.devnet.encoding import BlobMetadata, Buffer, EncodedBlob, ShareCoder
 
 log = logging.getLogger(__name__)
@@ -94,8 +95,9 @@ class SharedBlob:
     released to its pool (its pages stay allocated, which is the point).
     """
 
-    def __init__(self, capacity: int) -> None:
+    def __init__(self, capacity: int, share_hash: Callable[[Buffer], bytes]) -> None:
         self.capacity = capacity
+        self.share_hash = share_hash
         self._fd = os.memfd_create("walrusfs-encode", os.MFD_CLOEXEC)
         try:
             os.ftruncate(self._fd, capacity)
@@ -110,11 +112,8 @@ class SharedBlob:
         self.share_length = 0
         self.body = self.view[:0]
         self.primary_hashes: dict[int, Future[bytes]] = {}
-        self.share_hash: Callable[[Buffer], bytes] | None = None
 
-    def prepare(
-        self, size: int, k: int, share_length: int, share_hash: Callable[[Buffer], bytes]
-    ) -> None:
+    def prepare(self, size: int, k: int, share_length: int) -> None:
         """Lay out a blob of `size` bytes: body at the start, zero padding up to k shares."""
         self.size = size
         self.k = k
@@ -122,7 +121,6 @@ class SharedBlob:
         self.body = self.view[:size]
         self.view[size : k * share_length] = bytes(k * share_length - size)
         self.primary_hashes = {}
-        self.share_hash = share_hash
 
     def received(self, filled: int) -> None:
         """The first `filled` bytes of the body are in: hash every primary share now complete.
@@ -134,7 +132,6 @@ class SharedBlob:
         complete = self.k if filled >= self.size else filled // length
         for index in range(len(self.primary_hashes), complete):
             share = self.view[index * length : (index + 1) * length]
-            assert self.share_hash is not None, "received before prepare"
             self.primary_hashes[index] = _HASHERS.submit(self.share_hash, share)
 
     def close(self) -> None:
@@ -154,14 +151,10 @@ class EncodePool:
     """Idle shared memory kept for reuse (its pages stay resident): two 64 MiB blobs' worth."""
 
     def __init__(
-        self, n_shards: int, workers: int = 2, *, encoding_type: int | None = None
+        self, n_shards: int, workers: int = 2, *, encoding_type: int = ENCODING_ZFEC
     ) -> None:
-        """`encoding_type`: that of the blobs it encodes (default: what the devnet writes)."""
-        self._coder = (
-            ShareCoder(n_shards)
-            if encoding_type is None
-            else ShareCoder(n_shards, encoding_type=encoding_type)
-        )
+        """`encoding_type`: that of the blobs it encodes (see devnet.encoding)."""
+        self._coder = ShareCoder(n_shards, encoding_type=encoding_type)
         self._count = max(1, workers)
         self._workers: list[_Worker] = []
         self._lock = threading.Lock()  # one large blob at a time uses every worker
@@ -193,8 +186,8 @@ class EncodePool:
             if shared is not None:
                 self._idle.remove(shared)
         if shared is None:
-            shared = SharedBlob(need)
-        shared.prepare(size, coder.k, length, coder.share_hash)
+            shared = SharedBlob(need, coder.share_hash)
+        shared.prepare(size, coder.k, length)
         return shared
 
     def release(self, shared: SharedBlob) -> None:
@@ -232,8 +225,8 @@ class EncodePool:
         k, n = coder.k, coder.n
         if shared is None:
             length = coder.share_length(len(data))
-            shared = SharedBlob(n * length)
-            shared.prepare(len(data), k, length, coder.share_hash)
+            shared = SharedBlob(n * length, coder.share_hash)
+            shared.prepare(len(data), k, length)
             shared.body[:] = data
         length = shared.share_length
         with self._lock:
