@@ -316,3 +316,42 @@ def test_the_cached_system_state_is_what_the_ledger_holds(
         assert reopened.ledger.system_state() == cached
     finally:
         reopened.close()
+
+
+def test_a_certification_that_fails_halfway_leaves_no_trace(
+    tmp_path: Path, clock: FakeClock, keys: list[SigningKey]
+) -> None:
+    """A certification changes the System state in place as it goes and fails on the first
+    epoch without room: nothing of it may reach the next certification, nor the database."""
+    small, large = PARAMS.encoded_length(1000), PARAMS.encoded_length(10**6)
+    registry = LedgerRegistry.open(
+        tmp_path / "ledger", PARAMS, clock=clock, total_capacity=2 * small + large // 2
+    )
+    try:
+        registry.set_committee(
+            Committee(
+                tuple(
+                    CommitteeMember(i, bytes(k.verify_key), f"http://127.0.0.1:{4000 + i}")
+                    for i, k in enumerate(keys)
+                )
+            )
+        )
+        registry.faucet(OWNER, 10**12)
+        epoch = registry.current_epoch()
+        registry.certify_blob(request(keys, os.urandom(32), epoch, PARAMS.quorum, epochs=1))
+        with pytest.raises(LedgerError, match="capacity"):
+            registry.certify_blob(
+                request(keys, os.urandom(32), epoch, PARAMS.quorum, epochs=1, size=10**6)
+            )
+        assert registry.ledger.system_state().used_capacity == small
+        # Room for this one only if the failed attempt left nothing behind.
+        registry.certify_blob(request(keys, os.urandom(32), epoch, PARAMS.quorum, epochs=1))
+        state = registry.ledger.system_state()
+        assert state.used_capacity == 2 * small
+    finally:
+        registry.close()
+    reopened = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
+    try:
+        assert reopened.ledger.system_state() == state
+    finally:
+        reopened.close()

@@ -227,6 +227,12 @@ class Ledger:
         # state); `_commit` drops the state cache whenever a change writes the System object.
         self._clock_base: tuple[int, float, float] | None = None
         self._state_cache: SystemState | None = None
+        # The System object, its inner-state field and that field's decoded value, as last
+        # written: a certification changes them and the next one starts from them. Changes
+        # mutate the decoded value in place, so a change that fails drops it (`_locked`).
+        self._system_cache: tuple[StoredObject, StoredObject, Any] | None = None
+        self._genesis_digest: bytes | None = None
+        self._committee_cache: tuple[tuple[int, bytes, str], ...] | None = None
         with self._lock:
             if self.store.meta("chain_identifier") is None:
                 self._genesis()
@@ -239,8 +245,12 @@ class Ledger:
 
     def _locked(self, fn: Callable[[], T]) -> T:
         with self._lock:
-            self._tick()
-            return fn()
+            try:
+                self._tick()
+                return fn()
+            except BaseException:
+                self._system_cache = None  # perhaps changed in place by what failed
+                raise
 
     # ==== chain-wide facts =========================================================
 
@@ -421,7 +431,11 @@ class Ledger:
 
     def _begin(self, kind: str, label: bytes) -> _SystemChange:
         seq = self.store.next_seq()
-        genesis = bytes.fromhex(self.store.meta("genesis") or "")
+        genesis = self._genesis_digest
+        if genesis is None:
+            genesis = bytes.fromhex(self.store.meta("genesis") or "")
+            if genesis:
+                self._genesis_digest = genesis  # fixed once written
         digest = blake2b256(
             b"walrusfs devnet ", kind.encode(), b":", genesis, seq.to_bytes(8, "little"), label
         )
@@ -510,15 +524,18 @@ class Ledger:
         )
         self._commit(outcome, change.kind, None, None, also)
         inner_tag = self.types.system_inner_field.tag
-        for layout, value, _owner in change.writes.values():
+        for oid, (layout, value, _owner) in change.writes.items():
             if layout.tag == inner_tag:
                 # The state just written, without decoding it back (a certification changes
                 # it every time, and the publisher reads it for every store).
                 self._state_cache = self._state_of(value["value"])
+                system = outputs.get(self.system_id)
+                if system is not None:
+                    self._system_cache = (system, outputs[oid], value)
         return outcome
 
     def _epoch_for_effects(self, outputs: dict[bytes, StoredObject]) -> int:
-        if self.store.get(self.system_id) is None:
+        if self._system_cache is None and self.store.get(self.system_id) is None:
             return self.config.start_epoch
         return self._current_epoch()
 
@@ -544,6 +561,7 @@ class Ledger:
             o.type_ == self.types.system_inner_field.tag for o in outcome.outputs.values()
         ):
             self._state_cache = None
+            self._system_cache = None
         with self.store.write():
             for oid, obj in outcome.outputs.items():
                 self.store.put(obj, outcome.blob_index.get(oid))
@@ -668,6 +686,13 @@ class Ledger:
     # ==== reading state ===============================================================
 
     def _system(self) -> tuple[StoredObject, StoredObject, Any]:
+        """The System object, its inner-state field and the field's decoded value, which the
+        caller may change in place only to write it (callers hold the lock)."""
+        if self._system_cache is None:
+            self._system_cache = self._load_system()
+        return self._system_cache
+
+    def _load_system(self) -> tuple[StoredObject, StoredObject, Any]:
         system = self.store.get(self.system_id)
         if system is None:
             raise LedgerError("the Walrus System object is missing")
@@ -1054,7 +1079,13 @@ class Ledger:
 
     def committee(self) -> list[tuple[int, bytes, str]]:
         """The devnet's storage nodes: (shard index, Ed25519 key, URL) in shard order."""
-        return self._locked(self.store.committee)
+
+        def read() -> tuple[tuple[int, bytes, str], ...]:
+            if self._committee_cache is None:
+                self._committee_cache = tuple(self.store.committee())
+            return self._committee_cache
+
+        return list(self._locked(read))
 
     def set_committee(self, members: list[tuple[int, bytes, str]]) -> None:
         n = self.system_state().n_shards
@@ -1062,6 +1093,7 @@ class Ledger:
             raise LedgerError(f"a committee needs members 0..{n - 1} in order")
 
         def write() -> None:
+            self._committee_cache = None
             with self.store.write():
                 self.store.set_committee(members)
 

@@ -13,6 +13,7 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -140,7 +141,14 @@ class StoredObject:
     previous_transaction: bytes
     storage_rebate: int
 
+    # The encodings are derived once per version: a transaction asks for an object's digest
+    # several times (its input refs, its effects, its row).
+
     def bcs(self) -> bytes:
+        return self._bcs
+
+    @cached_property
+    def _bcs(self) -> bytes:
         return encode_object(
             self.type_,
             self.has_public_transfer,
@@ -151,15 +159,15 @@ class StoredObject:
             self.storage_rebate,
         )
 
-    @property
+    @cached_property
     def digest(self) -> bytes:
-        return type_digest("Object::", self.bcs())
+        return type_digest("Object::", self._bcs)
 
     @property
     def ref(self) -> ObjectRef:
         return ObjectRef(self.id, self.version, self.digest)
 
-    @property
+    @cached_property
     def type_str(self) -> str:
         return format_type(self.type_)
 

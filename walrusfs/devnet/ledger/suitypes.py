@@ -13,6 +13,7 @@ Blake2b-256(0xf0 ‖ parent ‖ len(key) as u64 LE ‖ BCS(key) ‖ BCS(key type
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import re
 from dataclasses import dataclass, field
@@ -208,7 +209,9 @@ class _TypeParser:
         return StructTag(addr, module, name, tuple(params))
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_type(text: str) -> TypeTag:
+    """The type in `text` (cached: every object read from the store parses its type)."""
     p = _TypeParser(text)
     tag = p.tag()
     if p.pos != len(p.text):
