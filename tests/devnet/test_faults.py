@@ -148,3 +148,26 @@ def test_too_few_confirmations_certify_nothing(
         store(http, healthy.info.publisher_url, data)["newlyCreated"]["blobObject"]["blobId"]
         == blob_id
     )
+
+
+def test_badly_signed_confirmations_never_count(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    """The publisher leaves signatures to the registry's certificate check: f nodes signing
+    with a wrong key still leave a quorum of good confirmations; f + 1 do not, and then
+    nothing is certified or charged."""
+    registry = healthy.registry
+    address = healthy.info.publisher_address
+    for index in (1, 4, 7):
+        healthy.set_faults(index, NodeFaults(bad_signatures=True))
+    blob_id, data = _blob(http, healthy)
+    response = _read(http, healthy, blob_id)
+    assert response.status_code == 200 and response.content == data
+    healthy.set_faults(8, NodeFaults(bad_signatures=True))
+    data = os.urandom(12_345)
+    blob_id = ShareCoder(healthy.info.n_shards).encode(data).metadata.blob_id_text()
+    before = registry.balance(address)
+    response = http.put(f"{healthy.info.publisher_url}/v1/blobs", content=data)
+    assert_error(response, 504, "INSUFFICIENT_CONFIRMATIONS", "DEADLINE_EXCEEDED")
+    assert registry.blob_objects(blob_id) == ()
+    assert registry.balance(address) == before

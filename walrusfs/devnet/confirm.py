@@ -80,10 +80,11 @@ def sign_confirmation(
     return StorageConfirmation(node_index, message, key.sign(message).signature)
 
 
-def verify_confirmation(
+def confirmation_claims(
     confirmation: StorageConfirmation, committee: Committee, epoch: int, blob_id: bytes
 ) -> bool:
-    """True if this is a valid signature by the committee member it names, for this blob/epoch."""
+    """True if the message says what a valid confirmation by the committee member it names,
+    for this blob and epoch, says; the signature is not checked (`verify_confirmation`)."""
     try:
         index, public_key, signed_epoch, signed_blob = parse_confirmation_message(
             confirmation.message
@@ -93,8 +94,16 @@ def verify_confirmation(
     if index != confirmation.node_index or not 0 <= index < len(committee.members):
         return False
     member = committee.member(index)
-    if public_key != member.public_key or signed_epoch != epoch or signed_blob != blob_id:
+    return public_key == member.public_key and signed_epoch == epoch and signed_blob == blob_id
+
+
+def verify_confirmation(
+    confirmation: StorageConfirmation, committee: Committee, epoch: int, blob_id: bytes
+) -> bool:
+    """True if this is a valid signature by the committee member it names, for this blob/epoch."""
+    if not confirmation_claims(confirmation, committee, epoch, blob_id):
         return False
+    member = committee.member(confirmation.node_index)
     try:
         VerifyKey(member.public_key).verify(confirmation.message, confirmation.signature)
     except (BadSignatureError, ValueError):

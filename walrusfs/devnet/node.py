@@ -42,11 +42,12 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import partial
 from pathlib import Path
 
 import trio
+from nacl.signing import SigningKey
 
 from walrusfs.devnet import sharebatch
 from walrusfs.devnet.apierror import STORAGE_DOMAIN, error_response, json_response
@@ -91,6 +92,8 @@ class NodeFaults:
     """Flip a byte of every share served (a lying node); the on-disk copy stays intact."""
     write_delay: float = 0.0
     """Seconds to wait before storing an uploaded share (a slow node)."""
+    bad_signatures: bool = False
+    """Sign storage confirmations with a key that is not the node's (a lying node)."""
 
 
 @dataclass
@@ -643,6 +646,9 @@ class StorageNode:
             )
         epoch = self.registry.current_epoch()
         confirmation = sign_confirmation(self._key, self.index, epoch, blob_id)
+        if self.faults.bad_signatures:
+            forged = SigningKey.generate().sign(confirmation.message).signature
+            confirmation = replace(confirmation, signature=forged)
         return json_response(
             {
                 "success": {
