@@ -126,20 +126,27 @@ def test_node_that_missed_a_store_repairs_itself(
         assert hashlib.sha256(share).digest() == hashlib.sha256(bytes(expected[index])).digest()
 
 
-def test_too_few_confirmations_certify_nothing(
-    http: httpx.Client, healthy: BackgroundDevnet
-) -> None:
-    registry = healthy.registry
-    address = healthy.info.publisher_address
-    for index in (0, 3, 6, 9):  # 6 nodes left, the quorum is 7
-        healthy.stop_node(index)
-    data = os.urandom(12_345)
-    blob_id = ShareCoder(healthy.info.n_shards).encode(data).metadata.blob_id_text()
+def _store_certifies_nothing(http: httpx.Client, devnet: BackgroundDevnet, data: bytes) -> str:
+    """Store `data`, expecting 504 INSUFFICIENT_CONFIRMATIONS with no Blob object created and
+    nothing charged; returns the blob id."""
+    registry = devnet.registry
+    address = devnet.info.publisher_address
+    blob_id = ShareCoder(devnet.info.n_shards).encode(data).metadata.blob_id_text()
     before = registry.balance(address)
-    response = http.put(f"{healthy.info.publisher_url}/v1/blobs", content=data)
+    response = http.put(f"{devnet.info.publisher_url}/v1/blobs", content=data)
     assert_error(response, 504, "INSUFFICIENT_CONFIRMATIONS", "DEADLINE_EXCEEDED")
     assert registry.blob_objects(blob_id) == ()
     assert registry.balance(address) == before
+    return blob_id
+
+
+def test_too_few_confirmations_certify_nothing(
+    http: httpx.Client, healthy: BackgroundDevnet
+) -> None:
+    for index in (0, 3, 6, 9):  # 6 nodes left, the quorum is 7
+        healthy.stop_node(index)
+    data = os.urandom(12_345)
+    blob_id = _store_certifies_nothing(http, healthy, data)
     assert_error(_read(http, healthy, blob_id), 404, "BLOB_NOT_FOUND", "NOT_FOUND")
     # With the nodes back, the same store succeeds.
     for index in (0, 3, 6, 9):
@@ -156,18 +163,10 @@ def test_badly_signed_confirmations_never_count(
     """The publisher leaves signatures to the registry's certificate check: f nodes signing
     with a wrong key still leave a quorum of good confirmations; f + 1 do not, and then
     nothing is certified or charged."""
-    registry = healthy.registry
-    address = healthy.info.publisher_address
     for index in (1, 4, 7):
         healthy.set_faults(index, NodeFaults(bad_signatures=True))
     blob_id, data = _blob(http, healthy)
     response = _read(http, healthy, blob_id)
     assert response.status_code == 200 and response.content == data
     healthy.set_faults(8, NodeFaults(bad_signatures=True))
-    data = os.urandom(12_345)
-    blob_id = ShareCoder(healthy.info.n_shards).encode(data).metadata.blob_id_text()
-    before = registry.balance(address)
-    response = http.put(f"{healthy.info.publisher_url}/v1/blobs", content=data)
-    assert_error(response, 504, "INSUFFICIENT_CONFIRMATIONS", "DEADLINE_EXCEEDED")
-    assert registry.blob_objects(blob_id) == ()
-    assert registry.balance(address) == before
+    _store_certifies_nothing(http, healthy, os.urandom(12_345))

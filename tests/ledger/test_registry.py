@@ -57,9 +57,7 @@ def keys() -> list[SigningKey]:
     return [SigningKey.generate() for _ in range(PARAMS.n_shards)]
 
 
-@pytest.fixture
-def registry(tmp_path: Path, clock: FakeClock, keys: list[SigningKey]) -> LedgerRegistry:
-    reg = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
+def _set_committee(reg: LedgerRegistry, keys: list[SigningKey]) -> None:
     reg.set_committee(
         Committee(
             tuple(
@@ -68,6 +66,21 @@ def registry(tmp_path: Path, clock: FakeClock, keys: list[SigningKey]) -> Ledger
             )
         )
     )
+
+
+def _assert_reopened_state(tmp_path: Path, clock: FakeClock, state: object) -> None:
+    """The ledger in tmp_path/ledger, opened afresh, holds this System state."""
+    reopened = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
+    try:
+        assert reopened.ledger.system_state() == state
+    finally:
+        reopened.close()
+
+
+@pytest.fixture
+def registry(tmp_path: Path, clock: FakeClock, keys: list[SigningKey]) -> LedgerRegistry:
+    reg = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
+    _set_committee(reg, keys)
     return reg
 
 
@@ -311,11 +324,7 @@ def test_the_cached_system_state_is_what_the_ledger_holds(
     assert used[0] < used[1] < used[2]
     cached = registry.ledger.system_state()
     registry.close()
-    reopened = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
-    try:
-        assert reopened.ledger.system_state() == cached
-    finally:
-        reopened.close()
+    _assert_reopened_state(tmp_path, clock, cached)
 
 
 def test_a_certification_that_fails_halfway_leaves_no_trace(
@@ -328,14 +337,7 @@ def test_a_certification_that_fails_halfway_leaves_no_trace(
         tmp_path / "ledger", PARAMS, clock=clock, total_capacity=2 * small + large // 2
     )
     try:
-        registry.set_committee(
-            Committee(
-                tuple(
-                    CommitteeMember(i, bytes(k.verify_key), f"http://127.0.0.1:{4000 + i}")
-                    for i, k in enumerate(keys)
-                )
-            )
-        )
+        _set_committee(registry, keys)
         registry.faucet(OWNER, 10**12)
         epoch = registry.current_epoch()
         registry.certify_blob(request(keys, os.urandom(32), epoch, PARAMS.quorum, epochs=1))
@@ -350,8 +352,4 @@ def test_a_certification_that_fails_halfway_leaves_no_trace(
         assert state.used_capacity == 2 * small
     finally:
         registry.close()
-    reopened = LedgerRegistry.open(tmp_path / "ledger", PARAMS, clock=clock)
-    try:
-        assert reopened.ledger.system_state() == state
-    finally:
-        reopened.close()
+    _assert_reopened_state(tmp_path, clock, state)
