@@ -17,6 +17,7 @@ from typing import Any
 import trio
 
 from walrusfs.cli.common import UsageError
+from walrusfs.devnet import gcsettings
 from walrusfs.devnet.errors import unwrap_group
 from walrusfs.devnet.network import (
     DEFAULT_EPOCH_SECONDS,
@@ -155,6 +156,7 @@ async def _serve(config: DevnetConfig) -> None:
     with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
         async with trio.open_nursery() as nursery:
             devnet = await nursery.start(run_devnet, config)
+            gcsettings.settle()  # this process is nothing but the devnet
             info = devnet.info
             registry = devnet.registry
             params = registry.params()

@@ -38,6 +38,7 @@ from typing import Any, Protocol
 
 import trio
 
+from walrusfs.devnet import gcsettings
 from walrusfs.devnet.errors import DevnetError
 from walrusfs.devnet.node import NodeFaults, NodeSettings, StorageNode
 from walrusfs.devnet.registry import NodeChainView, SystemParams
@@ -277,11 +278,16 @@ async def _serve_commands(config: dict[str, Any]) -> None:
 
     try:
         async with LocalNodes.open(directory, view, settings, str(config["host"])) as nodes:
+
+            async def ready(_request: dict[str, Any]) -> None:
+                await nodes.committee_ready()
+                gcsettings.settle()  # every node is up; this process is nothing but them
+
             handlers: dict[str, Callable[[dict[str, Any]], Any]] = {
                 "start": lambda r: nodes.start(int(r["index"]), int(r["port"])),
                 "stop": lambda r: nodes.stop(int(r["index"])),
                 "faults": lambda r: nodes.set_faults(int(r["index"]), NodeFaults(**r["faults"])),
-                "ready": lambda r: nodes.committee_ready(),
+                "ready": ready,
             }
             await reply({"ready": True})
             buffer = b""
