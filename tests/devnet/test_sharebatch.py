@@ -18,7 +18,7 @@ from walrusfs.devnet import sharebatch
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.buffers import ALIGN
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
-from walrusfs.devnet.encoding import ShareCoder
+from walrusfs.devnet.encoding import EncodedBlob, ShareCoder
 from walrusfs.devnet.node import NodeFaults
 from walrusfs.devnet.registry import StorageConfirmation
 
@@ -108,6 +108,45 @@ def test_a_node_stores_and_confirms_each_share_of_a_batch(
     garbage = http.post(url, content=b"\0" * 100)
     assert garbage.status_code == 400
     assert garbage.json()["error"]["details"][0]["reason"] == "INVALID_ARGUMENT"
+
+
+def test_a_batch_mixing_new_held_repeated_and_bad_shares(
+    devnet: BackgroundDevnet, http: httpx.Client
+) -> None:
+    """New shares are stored together; a share the node holds already, the same blob twice in
+    one request and a corrupt share each get the answer a single upload would."""
+    info = devnet.info
+    index = 5
+    coder = ShareCoder(info.n_shards)
+    held, new, twice, corrupt = (coder.encode(os.urandom(40_000 + i)) for i in range(4))
+    url = info.node_urls[index] + sharebatch.PATH
+
+    def item(blob: EncodedBlob, share: bytes | None = None) -> tuple[bytes, bytes, bytes]:
+        return (blob.blob_id, blob.metadata.to_bytes(), share or bytes(blob.shares[index]))
+
+    first = http.post(url, content=joined(sharebatch.encode([item(held)])))
+    assert [a["status"] for a in first.json()["success"]["data"]] == [200]
+    bad = bytearray(corrupt.shares[index])
+    bad[-1] ^= 0x80
+    items = [item(held), item(new), item(twice), item(twice), item(corrupt, bytes(bad))]
+    response = http.post(url, content=joined(sharebatch.encode(items)))
+    assert response.status_code == 200, response.text
+    answers = response.json()["success"]["data"]
+    assert [a["status"] for a in answers] == [200, 200, 200, 200, 400]
+    committee = devnet.registry.committee()
+    for answer, blob in zip(answers[:4], [held, new, twice, twice], strict=True):
+        signed = answer["body"]["success"]["data"]["signed"]
+        confirmation = StorageConfirmation(
+            index,
+            base64.b64decode(signed["serializedMessage"]),
+            base64.b64decode(signed["signature"]),
+        )
+        epoch = parse_confirmation_message(confirmation.message)[2]
+        assert verify_confirmation(confirmation, committee, epoch, blob.blob_id)
+    assert answers[4]["body"]["error"]["details"][0]["reason"] == "INVALID_SLIVER"
+    for blob in (held, new, twice):
+        assert devnet.node_share(index, blob.metadata.blob_id_text()) == bytes(blob.shares[index])
+    assert devnet.share_location(index, corrupt.metadata.blob_id_text()) is None
 
 
 def test_overlapping_stores_share_requests_to_a_slow_node(tmp_path: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import shutil
 import tempfile
@@ -14,7 +15,7 @@ from devnet.devnet_helpers import make_config, poll, store
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.blobid import blob_id_to_text
 from walrusfs.devnet.buffers import POOL
-from walrusfs.devnet.sharelog import ALIGN, MAGIC, Record, ShareLog, scan
+from walrusfs.devnet.sharelog import ALIGN, MAGIC, NewRecord, Record, ShareLog, scan
 
 SIZES = (0, 1, ALIGN, 5000, 262144, 300_001)
 
@@ -94,6 +95,43 @@ def test_appends_committed_together_share_one_fdatasync(
     live, _verified = reopened.replay()
     reopened.close()
     assert set(shares) <= set(live)
+
+
+def test_records_appended_together_go_out_in_one_write(
+    where: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = ShareLog(where)
+    log.append(_blob_id(), b"m", 1, 1.0, b"first").commit()  # the segment exists
+    writes: list[int] = []
+    real = os.pwritev
+    monkeypatch.setattr(
+        os, "pwritev", lambda fd, views, at: (writes.append(fd), real(fd, views, at))[1]
+    )
+    shares = {_blob_id(): os.urandom(size) for size in SIZES}
+    # Half the shares come in pooled, page-aligned buffers (as a node receives them), half not.
+    leases = [POOL.get(max(len(d), 1)) for d in shares.values()]
+    new = []
+    for i, ((blob_id, data), lease) in enumerate(zip(shares.items(), leases, strict=True)):
+        lease.view[: len(data)] = data
+        aligned = lease.aligned if i % 2 else None
+        new.append(NewRecord(blob_id, b"meta " + blob_id.encode(), 3, 2.5, data, aligned))
+    pending = log.append_many(new)
+    assert len(writes) == 1
+    records = [p.commit() for p in pending]
+    for lease in leases:
+        lease.release()
+    for before, after in itertools.pairwise(records):
+        assert after.segment == before.segment and after.offset == before.offset + before.size
+    for record, (blob_id, data) in zip(records, shares.items(), strict=True):
+        assert record.blob_id == blob_id and _read(log, record) == data
+    log.close()
+    reopened = ShareLog(where)
+    live, _verified = reopened.replay()
+    assert set(shares) <= set(live)
+    for blob_id, data in shares.items():
+        assert live[blob_id].metadata == b"meta " + blob_id.encode()
+        assert _read(reopened, live[blob_id]) == data
+    reopened.close()
 
 
 def test_dead_and_replaced_records_are_not_replayed(tmp_path: Path) -> None:
