@@ -285,7 +285,7 @@ def test_blob_status_follows_extension_deletion_and_burning(
         [shared(system, 1, False), _blob_arg(registry, deleted), address(who.address)],
         [call(pkg, "system", "delete_blob", inp(0), inp(1)), transfer([res(0)], inp(2))],
     )
-    status = registry.blob_status(deleted_id)
+    status = status_deleted = registry.blob_status(deleted_id)
     assert status == BlobStatus(None, clock.now) and not status.is_live(1)
     assert deleted_id not in registry.live_blob_ids()
 
@@ -299,6 +299,16 @@ def test_blob_status_follows_extension_deletion_and_burning(
     clock.advance(3 * EPOCH)
     assert registry.live_blob_ids() == (extended_id,)
     assert not registry.blob_status(burned_id).is_live(registry.current_epoch())
+
+    # many at once (in chunks of a few hundred), each as asked alone
+    unknown = [blob_id_to_text(os.urandom(32)) for _ in range(1200)]
+    asked = [*unknown[:700], extended_id, deleted_id, *unknown[700:], burned_id, extended_id]
+    statuses = registry.blob_statuses(asked)
+    assert set(statuses) == set(asked)
+    assert statuses[extended_id] == BlobStatus(7, None)
+    assert statuses[deleted_id] == BlobStatus(None, status_deleted.deleted_at)
+    assert statuses[burned_id] == BlobStatus(4, None)
+    assert all(statuses[b] == BlobStatus(None, None) for b in unknown)
 
 
 def test_addresses() -> None:

@@ -7,12 +7,12 @@ answers those from the ledger's SQLite database (WAL mode, so reading from anoth
 never blocks its writer and sees every committed transaction), implementing the part of the
 `BlobRegistry` seam that `StorageNode` uses.
 
-The queries mirror `walrusfs.devnet.ledger.store.Store` (blob_lifetime, live_blob_ids,
-committee); tests check that both agree. The epoch follows the ledger's clock formula (base
-epoch + elapsed time // epoch length, from the `meta` rows the ledger writes at creation and
-when its epoch length changes), which is what the ledger's own epoch changes follow, so the
-view never needs to write. It imports nothing of the ledger package, so the node process starts
-quickly.
+The blob queries are the ledger's own (devnet.blobqueries); the committee query mirrors
+`walrusfs.devnet.ledger.store.Store`'s, and tests check that both agree. The epoch follows
+the ledger's clock formula (base epoch + elapsed time // epoch length, from the `meta` rows
+the ledger writes at creation and when its epoch length changes), which is what the ledger's
+own epoch changes follow, so the view never needs to write. It imports nothing of the ledger
+package, so the node process starts quickly.
 """
 
 from __future__ import annotations
@@ -20,10 +20,11 @@ from __future__ import annotations
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from walrusfs.devnet.blobid import blob_id_from_text, blob_id_to_text
+from walrusfs.devnet.blobqueries import blob_lifetimes, live_blob_ids
 from walrusfs.devnet.registry import BlobStatus, Committee, CommitteeMember, SystemParams
 
 
@@ -69,28 +70,16 @@ class LedgerView:
         return Committee(tuple(CommitteeMember(int(i), bytes(k), str(u)) for i, k, u in rows))
 
     def blob_status(self, blob_id: str) -> BlobStatus:
-        raw = blob_id_from_text(blob_id)
+        return self.blob_statuses([blob_id])[blob_id]
+
+    def blob_statuses(self, blob_ids: Sequence[str]) -> dict[str, BlobStatus]:
+        raw = {b: blob_id_from_text(b) for b in blob_ids}
         with self._lock:
-            row = self._db.execute(
-                "SELECT max(e) FROM (SELECT max(blob_end_epoch) AS e FROM objects "
-                "WHERE blob_id = ? UNION ALL SELECT max(end_epoch) FROM burned_blobs "
-                "WHERE blob_id = ?)",
-                (raw, raw),
-            ).fetchone()
-            deleted = self._db.execute(
-                "SELECT deleted_at FROM deleted_blobs WHERE blob_id = ?", (raw,)
-            ).fetchone()
-        return BlobStatus(
-            None if row[0] is None else int(row[0]),
-            None if deleted is None else float(deleted[0]),
-        )
+            lifetimes = blob_lifetimes(self._db, list(raw.values()))
+        return {b: BlobStatus(*lifetimes[r]) for b, r in raw.items()}
 
     def live_blob_ids(self) -> tuple[str, ...]:
         epoch = self.current_epoch()
         with self._lock:
-            rows = self._db.execute(
-                "SELECT blob_id FROM objects WHERE blob_id IS NOT NULL AND blob_end_epoch > ? "
-                "UNION SELECT blob_id FROM burned_blobs WHERE end_epoch > ? ORDER BY 1",
-                (epoch, epoch),
-            ).fetchall()
-        return tuple(blob_id_to_text(bytes(r[0])) for r in rows)
+            ids = live_blob_ids(self._db, epoch)
+        return tuple(blob_id_to_text(b) for b in ids)

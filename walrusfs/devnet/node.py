@@ -65,7 +65,7 @@ from walrusfs.devnet.httpserver import (
     ServerConfig,
     serve,
 )
-from walrusfs.devnet.registry import NodeChainView
+from walrusfs.devnet.registry import BlobStatus, NodeChainView
 from walrusfs.devnet.retrieval import FetchPolicy, ShareCollector, fetch_metadata, share_matches
 from walrusfs.devnet.sharelog import SEGMENT_SIZE, NewRecord, Record, ShareLog
 
@@ -80,6 +80,8 @@ i % IO_THREADS): a thread waits for the disk (O_DIRECT writes, fdatasync) while 
 SCRUB_BYTES = 32 << 20
 """Bytes of shares a scrub pass may re-hash (those not verified since their segment changed)."""
 REPAIR_SCAN_EVERY = 10
+STATUS_CHUNK = 500
+"""Blobs looked up on chain at once by a maintenance pass."""
 
 
 @dataclass
@@ -785,11 +787,10 @@ class StorageNode:
                 await self._wake.wait()
             self._wake = trio.Event()
 
-    def _should_drop(self, blob_text: str, entry: _Entry, recheck: bool) -> bool:
+    def _should_drop(self, entry: _Entry, status: BlobStatus) -> bool:
+        """Whether the blob's `status` on chain says to drop this node's copy (notes until
+        when a live blob is paid for)."""
         epoch = self.registry.current_epoch()
-        if not recheck and epoch < entry.live_until:
-            return False  # live when last looked up, and its end epoch has not come
-        status = self.registry.blob_status(blob_text)
         end = status.end_epoch
         if end is not None and epoch < end:
             entry.live_until = end
@@ -804,18 +805,29 @@ class StorageNode:
         return self._clock() - entry.stored_at >= self.settings.pending_grace
 
     async def _collect_garbage(self, recheck: bool = False) -> None:
-        for blob_text, entry in list(self._entries.items()):
-            if not self._should_drop(blob_text, entry, recheck):
-                continue
-            async with entry.lock:
-                if self._entries.get(blob_text) is not entry or not self._should_drop(
-                    blob_text, entry, True
-                ):
-                    continue  # re-uploaded meanwhile
-                del self._entries[blob_text]
-                await trio.to_thread.run_sync(self._forget_blob, entry)
-            self._repair_after.pop(blob_text, None)
-            log.debug("node %d: dropped %s", self.index, blob_text)
+        """Drop what `_should_drop` says to. A blob known live is looked up again only once
+        the end epoch last seen for it has come, or with `recheck`; the others are looked up
+        a chunk at a time (one query for hundreds: a node receives hundreds of blobs a
+        second, each looked up once or twice before it is certified)."""
+        epoch = self.registry.current_epoch()
+        due = [b for b, e in self._entries.items() if recheck or epoch >= e.live_until]
+        for first in range(0, len(due), STATUS_CHUNK):
+            chunk = due[first : first + STATUS_CHUNK]
+            statuses = self.registry.blob_statuses(chunk)
+            for blob_text in chunk:
+                entry = self._entries.get(blob_text)
+                if entry is None or not self._should_drop(entry, statuses[blob_text]):
+                    continue
+                async with entry.lock:
+                    if self._entries.get(blob_text) is not entry or not self._should_drop(
+                        entry, self.registry.blob_status(blob_text)
+                    ):
+                        continue  # re-uploaded meanwhile
+                    del self._entries[blob_text]
+                    await trio.to_thread.run_sync(self._forget_blob, entry)
+                self._repair_after.pop(blob_text, None)
+                log.debug("node %d: dropped %s", self.index, blob_text)
+            await trio.lowlevel.checkpoint()
 
     async def _scrub(self) -> None:
         """Re-verify shares whose segment changed behind the node's back since they were

@@ -17,7 +17,7 @@ Who calls what, and when:
 | publisher | `certify_blob` | after n - f nodes returned signed confirmations |
 | aggregator | `blob_status`, `get_blob_object` | on every read: is the blob's storage paid until after now? |
 | storage node | `committee`, `current_epoch` | to find its peers and to sign confirmations |
-| storage node | `live_blob_ids`, `blob_status` | in its maintenance loop: repair what it lacks, drop what expired or was deleted |
+| storage node | `live_blob_ids`, `blob_statuses` | in its maintenance loop: repair what it lacks, drop what expired or was deleted |
 
 Storage nodes use only those read-only calls (`NodeChainView`); when they run in a process of
 their own (devnet.nodehost) they get them from `devnet.ledgerview.LedgerView`, which reads the
@@ -43,6 +43,7 @@ Rules every implementation keeps:
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -236,6 +237,8 @@ class NodeChainView(Protocol):
 
     def blob_status(self, blob_id: str) -> BlobStatus: ...
 
+    def blob_statuses(self, blob_ids: Sequence[str]) -> dict[str, BlobStatus]: ...
+
     def live_blob_ids(self) -> tuple[str, ...]: ...
 
 
@@ -293,6 +296,10 @@ class BlobRegistry(Protocol):
 
     def blob_status(self, blob_id: str) -> BlobStatus:
         """Until when the blob's data is paid for, burned objects included; see BlobStatus."""
+        ...
+
+    def blob_statuses(self, blob_ids: Sequence[str]) -> dict[str, BlobStatus]:
+        """`blob_status` of each of `blob_ids`, at the cost of a few lookups."""
         ...
 
     def live_blob_ids(self) -> tuple[str, ...]:

@@ -21,7 +21,7 @@ import logging
 import os
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -1066,12 +1066,15 @@ class Ledger:
 
         return self._locked(read)
 
-    def blob_lifetime(self, blob_id: bytes | str) -> tuple[int | None, float | None]:
-        """How long a blob id's data must be kept: (the latest end epoch over its Blob objects,
-        expired ones included, and the paid storage of burned ones, or None if there is neither;
-        the unix time one of its objects was last deleted with system::delete_blob, or None)."""
-        raw = blob_id_from_text(blob_id) if isinstance(blob_id, str) else bytes(blob_id)
-        return self._locked(lambda: self.store.blob_lifetime(raw))
+    def blob_lifetimes(
+        self, blob_ids: Sequence[bytes | str]
+    ) -> dict[bytes, tuple[int | None, float | None]]:
+        """How long each blob id's data must be kept, by raw id: (the latest end epoch over its
+        Blob objects, expired ones included, and the paid storage of burned ones, or None if
+        there is neither; the unix time one of its objects was last deleted with
+        system::delete_blob, or None)."""
+        raw = [blob_id_from_text(b) if isinstance(b, str) else bytes(b) for b in blob_ids]
+        return self._locked(lambda: self.store.blob_lifetimes(raw))
 
     def live_blob_ids(self) -> list[bytes]:
         """Blob ids still paid for: a Blob object (or a burned one) whose end epoch is ahead."""

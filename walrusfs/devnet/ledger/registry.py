@@ -16,7 +16,7 @@ Worth knowing:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -187,8 +187,12 @@ class LedgerRegistry:
         return tuple(_blob_object(r) for r in sorted(recs, key=lambda r: r.end_epoch))
 
     def blob_status(self, blob_id: str) -> BlobStatus:
-        end_epoch, deleted_at = self.ledger.blob_lifetime(devnet_blob_id(blob_id))
-        return BlobStatus(end_epoch, deleted_at)
+        return self.blob_statuses([blob_id])[blob_id]
+
+    def blob_statuses(self, blob_ids: Sequence[str]) -> dict[str, BlobStatus]:
+        raw = {b: devnet_blob_id(b) for b in blob_ids}
+        lifetimes = self.ledger.blob_lifetimes(list(raw.values()))
+        return {b: BlobStatus(*lifetimes[r]) for b, r in raw.items()}
 
     def live_blob_ids(self) -> tuple[str, ...]:
         return tuple(blob_id_to_text(b) for b in self.ledger.live_blob_ids())

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 from typing import Any
+
+from walrusfs.devnet import blobqueries
 
 from .suitypes import (
     ObjectRef,
@@ -342,28 +344,12 @@ class Store:
 
     def live_blob_ids(self, epoch: int) -> list[bytes]:
         """Blob ids with a Blob object (or a burned one's paid storage) ending after `epoch`."""
-        rows = self._db.execute(
-            "SELECT blob_id FROM objects WHERE blob_id IS NOT NULL AND blob_end_epoch > ? "
-            "UNION SELECT blob_id FROM burned_blobs WHERE end_epoch > ? ORDER BY 1",
-            (epoch, epoch),
-        )
-        return [bytes(r[0]) for r in rows]
+        return blobqueries.live_blob_ids(self._db, epoch)
 
-    def blob_lifetime(self, blob_id: bytes) -> tuple[int | None, float | None]:
-        """(the latest end epoch over the blob id's Blob objects and burned ones' storage, or
+    def blob_lifetimes(self, blob_ids: Sequence[bytes]) -> dict[bytes, blobqueries.Lifetime]:
+        """(the latest end epoch over each blob id's Blob objects and burned ones' storage, or
         None; when one of its objects was last deleted, or None)."""
-        row = self._db.execute(
-            "SELECT max(e) FROM (SELECT max(blob_end_epoch) AS e FROM objects WHERE blob_id = ? "
-            "UNION ALL SELECT max(end_epoch) FROM burned_blobs WHERE blob_id = ?)",
-            (blob_id, blob_id),
-        ).fetchone()
-        deleted = self._db.execute(
-            "SELECT deleted_at FROM deleted_blobs WHERE blob_id = ?", (blob_id,)
-        ).fetchone()
-        return (
-            None if row[0] is None else int(row[0]),
-            None if deleted is None else float(deleted[0]),
-        )
+        return blobqueries.blob_lifetimes(self._db, blob_ids)
 
     # --- epochs ---
 
