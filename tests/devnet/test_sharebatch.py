@@ -8,6 +8,7 @@ import ctypes
 import os
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -19,8 +20,9 @@ from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.buffers import ALIGN
 from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmation
 from walrusfs.devnet.encoding import EncodedBlob, ShareCoder
+from walrusfs.devnet.ledger.registry import LedgerRegistry
 from walrusfs.devnet.node import NodeFaults
-from walrusfs.devnet.registry import StorageConfirmation
+from walrusfs.devnet.registry import CertifyRequest, StorageConfirmation
 
 
 def joined(pieces: list[bytes | bytearray | memoryview]) -> bytes:
@@ -202,3 +204,48 @@ def test_stores_do_not_wait_for_a_hung_node(tmp_path: Path) -> None:
                 blob_id = answer.json()["newlyCreated"]["blobObject"]["blobId"]
                 data = client.get(f"{url}/v1/blobs/{blob_id}").content
                 assert data in blobs
+
+
+def test_overlapping_stores_are_certified_in_one_transaction(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Stores that want certifying while the ledger is busy are certified together (permanent
+    blobs, so that an alreadyCertified answer names the certifying transaction and event)."""
+    batches: list[int] = []
+    certify_blobs = LedgerRegistry.certify_blobs
+
+    def slow_first(self: LedgerRegistry, requests: Sequence[CertifyRequest]) -> list[object]:
+        batches.append(len(requests))
+        if len(batches) == 1:
+            time.sleep(1.0)  # the ledger is busy: the other stores queue behind this one
+        return certify_blobs(self, requests)  # type: ignore[return-value]
+
+    monkeypatch.setattr(LedgerRegistry, "certify_blobs", slow_first)
+    with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
+        url = devnet.info.publisher_url
+        blobs = [os.urandom(10_000 + i) for i in range(8)]
+        statuses: list[int] = []
+
+        def put(data: bytes) -> None:
+            with httpx.Client(timeout=60) as client:
+                statuses.append(
+                    client.put(f"{url}/v1/blobs?permanent=true", content=data).status_code
+                )
+
+        threads = [threading.Thread(target=put, args=(data,)) for data in blobs]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert statuses == [200] * len(blobs)
+        assert sum(batches) == len(blobs) and max(batches) > 1
+        events = []
+        with httpx.Client(timeout=60) as client:
+            for data in blobs:
+                answer = client.put(f"{url}/v1/blobs?permanent=true", content=data).json()[
+                    "alreadyCertified"
+                ]
+                events.append((answer["event"]["txDigest"], answer["event"]["eventSeq"]))
+                assert client.get(f"{url}/v1/blobs/{answer['blobId']}").content == data
+        assert len({digest for digest, _seq in events}) == len(batches)
+        assert len(set(events)) == len(blobs)  # each blob its own event in its transaction

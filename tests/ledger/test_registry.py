@@ -38,6 +38,7 @@ from walrusfs.devnet.ledger.suitypes import ADDRESS_OWNER, format_type, parse_ad
 from walrusfs.devnet.registry import (
     BlobRegistry,
     BlobStatus,
+    Certification,
     CertifyRequest,
     Committee,
     CommitteeMember,
@@ -174,6 +175,33 @@ def test_certify_refusals_change_nothing(
     assert registry.blob_objects(blob_id_to_text(blob_id)) == ()
     assert registry.get_blob_object("0x1234") is None
     assert registry.get_blob_object("not an id") is None
+
+
+def test_several_certified_at_once_each_as_alone(registry: LedgerRegistry, keys: list[SigningKey]):
+    registry.faucet(OWNER, PARAMS.cost(1000, 3) * 2)
+    poor = "0x" + "0b" * 32
+    good, weak, broke, long, second = (os.urandom(32) for _ in range(5))
+    requests = [
+        request(keys, good, 1, PARAMS.quorum),
+        request(keys, weak, 1, PARAMS.quorum - 1),
+        request(keys, broke, 1, PARAMS.quorum, owner=poor),
+        request(keys, long, 1, PARAMS.quorum, epochs=54),
+        request(keys, second, 1, PARAMS.quorum),
+    ]
+    results = registry.certify_blobs(requests)
+    assert isinstance(results[1], InvalidCertificate)
+    assert isinstance(results[2], InsufficientFunds)
+    assert isinstance(results[3], EpochsOutOfRange)
+    certified = [results[0], results[4]]
+    for cert, raw in zip(certified, (good, second), strict=True):
+        assert isinstance(cert, Certification)
+        assert cert.blob.blob_id == blob_id_to_text(raw)
+        assert registry.blob_objects(cert.blob.blob_id) == (cert.blob,)
+    events = [c.blob.certify_event for c in certified if isinstance(c, Certification)]
+    assert len({e.tx_digest for e in events if e is not None}) == 1
+    assert registry.balance(OWNER) == 0 and registry.balance(poor) == 0
+    for raw in (weak, broke, long):
+        assert registry.blob_objects(blob_id_to_text(raw)) == ()
 
 
 def test_reopening_keeps_state_and_updates_prices(

@@ -10,7 +10,12 @@ from ledger.ledger_helpers import EPOCH, Account, FakeClock, new_ledger, random_
 
 from walrusfs.devnet.ledger import InsufficientFunds, Ledger, LedgerConfig, LedgerError
 from walrusfs.devnet.ledger import move as mv
-from walrusfs.devnet.ledger.ledger import blob_id_from_text, blob_id_to_text
+from walrusfs.devnet.ledger.ledger import (
+    BlobSpec,
+    CertifiedBlob,
+    blob_id_from_text,
+    blob_id_to_text,
+)
 from walrusfs.devnet.ledger.suitypes import parse_address
 
 MIB = 1024 * 1024
@@ -129,6 +134,65 @@ def test_certified_blob_for_the_publisher(ledger: Ledger, clock: FakeClock):
     assert ledger.find_blobs(raw) == [] and ledger.find_blobs(raw, include_expired=True)
     assert raw not in ledger.live_blob_ids()
     assert blob_id_from_text(blob_id_to_text(raw)) == raw
+
+
+def test_several_blobs_certified_in_one_transaction(ledger: Ledger):
+    """Good blobs are certified together; each bad one fails alone and changes nothing."""
+    rich, poor = Account.new(), Account.new()
+    ledger.fund(rich.address, sui=0, wal=10**6)
+    ledger.fund(poor.address, sui=0, wal=3000)  # one 1-MiB blob for one epoch, not two
+    refused: list[int] = []
+
+    def refuse(epoch: int) -> None:
+        refused.append(epoch)
+        raise ValueError("a bad certificate")
+
+    def spec(owner: Account, **kw: object) -> BlobSpec:
+        settings: dict = {"size": 10, "encoded_length": MIB, "epochs": 1, "deletable": True}
+        settings.update(kw)
+        return BlobSpec(owner=owner.address, blob_id=random_blob_id(), **settings)
+
+    specs = [
+        spec(rich, epochs=3),
+        spec(poor),
+        spec(rich, precheck=refuse),
+        spec(poor),  # the first of poor's blobs took all it had
+        spec(rich, epochs=54),
+        spec(rich, deletable=False),
+    ]
+    wal = ledger.balance(rich.address, "WAL")
+    seq = ledger.store.next_seq()
+    results = ledger.create_certified_blobs(specs)
+    assert [type(r).__name__ for r in results] == [
+        "CertifiedBlob",
+        "CertifiedBlob",
+        "ValueError",
+        "InsufficientFunds",
+        "LedgerError",
+        "CertifiedBlob",
+    ]
+    assert refused == [1]
+    made = [r for r in results if isinstance(r, CertifiedBlob)]
+    assert ledger.store.next_seq() == seq + 1  # one transaction
+    assert len({m.tx_digest for m in made}) == 1
+    assert [m.blob.certified_event_seq for m in made] == [1, 3, 5]  # registered, certified, ...
+    for m, s in zip(made, [specs[0], specs[1], specs[5]], strict=True):
+        assert m.blob.blob_id == s.blob_id and m.blob.end_epoch == 1 + s.epochs
+        assert ledger.find_blobs(s.blob_id) == [m.blob]
+    for s in (specs[2], specs[3], specs[4]):
+        assert ledger.find_blobs(s.blob_id, include_expired=True) == []
+    assert ledger.balance(poor.address, "WAL") == 0
+    assert ledger.balance(rich.address, "WAL") == wal - made[0].cost - made[2].cost
+    ring = inner(ledger)["future_accounting"]
+    assert [ring["ring_buffer"][i]["used_capacity"] for i in range(4)] == [
+        3 * MIB,
+        MIB,
+        MIB,
+        0,
+    ]
+    # Nothing certifiable: no transaction at all.
+    assert isinstance(ledger.create_certified_blobs([spec(poor)])[0], InsufficientFunds)
+    assert ledger.store.next_seq() == seq + 1
 
 
 def test_certifying_checks_funds_and_epochs(ledger: Ledger):

@@ -16,7 +16,9 @@ Storing: the body is encoded into n zfec shares (devnet.encoding), each node get
 and its share (batched with other stores' shares for it, devnet.shareupload) and answers with
 a signed confirmation; once n - f nodes confirmed (stragglers get
 `straggler_grace` more seconds, then are left to repair themselves), the registry certifies the
-blob and charges the owner, atomically. With fewer confirmations the answer is 504
+blob and charges the owner, atomically; stores that get there while the ledger is busy are
+certified together, in one ledger transaction (BlobRegistry.certify_blobs), each refused or
+certified as if alone. With fewer confirmations the answer is 504
 INSUFFICIENT_CONFIRMATIONS and nothing is certified or charged. A confirmation is checked for
 what it claims (node, key, epoch, blob) when it arrives; its signature only by the registry,
 which must check a certificate anyway and leaves bad signatures out (checking a store's 10
@@ -71,6 +73,7 @@ from walrusfs.devnet.httpserver import Request, Response, ServerConfig, serve
 from walrusfs.devnet.registry import (
     BlobObject,
     BlobRegistry,
+    Certification,
     CertifyRequest,
     Committee,
     StorageConfirmation,
@@ -157,6 +160,17 @@ class _StoreOptions:
     sent: bool
 
 
+CERTIFY_BATCH = 32
+"""Most blobs certified in one ledger transaction."""
+
+
+@dataclass(eq=False)
+class _PendingCertification:
+    request: CertifyRequest
+    done: trio.Event = field(default_factory=trio.Event)
+    result: Certification | Exception | None = None
+
+
 class Publisher:
     """The publisher/aggregator service; `run` serves it until cancelled."""
 
@@ -176,6 +190,8 @@ class Publisher:
         self._store_slots = trio.Semaphore(settings.max_concurrent_stores)
         self._waiting = 0
         self._metadata: OrderedDict[str, BlobMetadata] = OrderedDict()
+        self._certifications: list[_PendingCertification] = []
+        self._certify_wanted = trio.Event()
 
     @property
     def uploads(self) -> ShareUploads:
@@ -202,6 +218,7 @@ class Publisher:
         try:
             async with trio.open_nursery() as nursery:
                 await nursery.start(self._uploads.run)
+                nursery.start_soon(self._certifier)
                 bound = await nursery.start(
                     lambda task_status: serve(
                         self.handle, host=host, port=port, config=config, task_status=task_status
@@ -386,11 +403,7 @@ class Publisher:
                 confirmations=valid,
             )
             try:
-                # A transaction (an fsync for SQLite, more for the ledger): keep it off the
-                # loop, and out of the thread that encodes, which needs no disk.
-                certification = await batch_thread("ledger").run_sync(
-                    partial(registry.certify_blob, request)
-                )
+                certification = await self._certify(request)
                 break
             except StaleCertificate:
                 confirmations = await self._confirm_all(committee, blob_id, stored)
@@ -440,6 +453,39 @@ class Publisher:
                 }
             }
         )
+
+    async def _certify(self, request: CertifyRequest) -> Certification:
+        """Certify through `_certifier`, with the stores that want to at the same time."""
+        pending = _PendingCertification(request)
+        self._certifications.append(pending)
+        self._certify_wanted.set()
+        await pending.done.wait()
+        result = pending.result
+        if isinstance(result, Exception):
+            raise result
+        assert result is not None
+        return result
+
+    async def _certifier(self) -> None:
+        """Certifies what stores ask for, all that waits at once: one ledger transaction
+        (and one fsync) for the blobs of overlapping stores. In the ledger's own thread: a
+        transaction waits for the disk, and the thread that encodes needs none."""
+        while True:
+            await self._certify_wanted.wait()
+            self._certify_wanted = trio.Event()
+            while self._certifications:
+                batch = self._certifications[:CERTIFY_BATCH]
+                del self._certifications[:CERTIFY_BATCH]
+                requests = [p.request for p in batch]
+                try:
+                    results = await batch_thread("ledger").run_sync(
+                        partial(self.registry.certify_blobs, requests)
+                    )
+                except Exception as exc:
+                    results = [exc] * len(batch)
+                for pending, result in zip(batch, results, strict=True):
+                    pending.result = result
+                    pending.done.set()
 
     def _insufficient(self, exc: InsufficientFunds) -> Response:
         message = f"{exc}; the owner pays in WAL (on the devnet, fund it from the faucet first)"

@@ -14,7 +14,7 @@ Who calls what, and when:
 | devnet start-up | `set_committee` | after every node is listening (node URLs may change) |
 | publisher | `params`, `current_epoch`, `balance` | before encoding: validate `epochs`, pre-check the price |
 | publisher | `blob_objects` | before uploading: is the blob already certified long enough? |
-| publisher | `certify_blob` | after n - f nodes returned signed confirmations |
+| publisher | `certify_blobs` | after n - f nodes returned signed confirmations (several stores at once) |
 | aggregator | `blob_status`, `get_blob_object` | on every read: is the blob's storage paid until after now? |
 | storage node | `committee`, `current_epoch` | to find its peers and to sign confirmations |
 | storage node | `live_blob_ids`, `blob_statuses` | in its maintenance loop: repair what it lacks, drop what expired or was deleted |
@@ -284,6 +284,12 @@ class BlobRegistry(Protocol):
         when only the epoch is wrong), EpochsOutOfRange or InsufficientFunds, and then nothing
         has changed.
         """
+        ...
+
+    def certify_blobs(self, requests: Sequence[CertifyRequest]) -> list[Certification | Exception]:
+        """`certify_blob` for several blobs at once (in one ledger transaction): each request
+        gets its Certification, or in its place the exception `certify_blob` would raise for
+        it alone, and then nothing changed for it."""
         ...
 
     def get_blob_object(self, object_id: str) -> BlobObject | None:

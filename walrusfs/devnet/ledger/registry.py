@@ -38,7 +38,7 @@ from walrusfs.devnet.registry import (
 )
 
 from .errors import InsufficientFunds, LedgerError
-from .ledger import BlobRecord, Ledger, LedgerConfig, blob_id_to_text
+from .ledger import BlobRecord, BlobSpec, Ledger, LedgerConfig, blob_id_to_text
 
 
 def _blob_object(rec: BlobRecord) -> BlobObject:
@@ -144,36 +144,66 @@ class LedgerRegistry:
         return self.balance(address)
 
     def certify_blob(self, request: CertifyRequest) -> Certification:
+        (result,) = self.certify_blobs([request])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    def certify_blobs(self, requests: Sequence[CertifyRequest]) -> list[Certification | Exception]:
         params = self.params()
-        if not 1 <= request.epochs_ahead <= params.max_epochs_ahead:
-            raise EpochsOutOfRange(
-                f"a blob is stored for 1 to {params.max_epochs_ahead} epochs, "
-                f"not {request.epochs_ahead}"
-            )
-        owner = normalize_address(request.owner)
-        raw_id = devnet_blob_id(request.blob_id)
-        encoded = params.encoded_length(request.size)
         committee = self.committee()
+        specs: list[BlobSpec] = []
+        places: list[int] = []
+        results: list[Certification | Exception] = []
+        for request in requests:
+            try:
+                if not 1 <= request.epochs_ahead <= params.max_epochs_ahead:
+                    raise EpochsOutOfRange(
+                        f"a blob is stored for 1 to {params.max_epochs_ahead} epochs, "
+                        f"not {request.epochs_ahead}"
+                    )
+                raw_id = devnet_blob_id(request.blob_id)
 
-        def precheck(epoch: int) -> None:
-            check_certificate(
-                committee, params.quorum, raw_id, request.epoch, epoch, request.confirmations
-            )
+                def precheck(
+                    epoch: int, request: CertifyRequest = request, raw_id: bytes = raw_id
+                ) -> None:
+                    check_certificate(
+                        committee,
+                        params.quorum,
+                        raw_id,
+                        request.epoch,
+                        epoch,
+                        request.confirmations,
+                    )
 
-        try:
-            result = self.ledger.create_certified_blob(
-                owner=owner,
-                blob_id=raw_id,
-                size=request.size,
-                encoded_length=encoded,
-                epochs=request.epochs_ahead,
-                deletable=request.deletable,
-                encoding_type=request.encoding_type,
-                precheck=precheck,
-            )
-        except InsufficientFunds as exc:
-            raise RegistryInsufficientFunds(exc.address, exc.needed, exc.balance) from exc
-        return Certification(_blob_object(result.blob), encoded, result.cost)
+                spec = BlobSpec(
+                    owner=normalize_address(request.owner),
+                    blob_id=raw_id,
+                    size=request.size,
+                    encoded_length=params.encoded_length(request.size),
+                    epochs=request.epochs_ahead,
+                    deletable=request.deletable,
+                    encoding_type=request.encoding_type,
+                    precheck=precheck,
+                )
+            except Exception as exc:  # this request's alone
+                results.append(exc)
+                continue
+            places.append(len(results))
+            results.append(EpochsOutOfRange("not certified"))  # replaced below
+            specs.append(spec)
+        for place, spec, made in zip(
+            places, specs, self.ledger.create_certified_blobs(specs), strict=True
+        ):
+            if isinstance(made, InsufficientFunds):
+                results[place] = RegistryInsufficientFunds(made.address, made.needed, made.balance)
+            elif isinstance(made, Exception):
+                results[place] = made
+            else:
+                results[place] = Certification(
+                    _blob_object(made.blob), spec.encoded_length, made.cost
+                )
+        return results
 
     def get_blob_object(self, object_id: str) -> BlobObject | None:
         try:
