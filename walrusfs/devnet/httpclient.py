@@ -19,14 +19,13 @@ import h11
 import trio
 
 from walrusfs.devnet.buffers import POOL, Lease
-from walrusfs.devnet.httpserver import HEAD_RECV_SIZE
+from walrusfs.devnet.httpserver import HEAD_RECV_SIZE, send_pieces
 
 log = logging.getLogger(__name__)
 
 RECV_SIZE = 1 << 20
 MAX_IDLE_PER_HOST = 8
 FAST_BODY_MIN = 256 * 1024
-_COALESCE = 64 * 1024
 
 
 class HTTPClientError(Exception):
@@ -164,12 +163,7 @@ class HTTPClient:
             if len(piece):
                 out.extend(c.send_with_data_passthrough(h11.Data(data=piece)))  # type: ignore[arg-type]
         out.append(c.send(h11.EndOfMessage()) or b"")
-        if length < _COALESCE:
-            await conn.stream.send_all(b"".join(out))
-        else:
-            for piece in out:
-                if len(piece):
-                    await conn.stream.send_all(piece)
+        await send_pieces(conn.stream, out)
 
         status = 0
         response_headers: dict[str, str] = {}

@@ -6,7 +6,8 @@ from Request to Response served by `serve`. Connections are kept alive, bodies a
 limit is refused from its Content-Length before any of it is read.
 
 A response body is either `body` or, to send large data without concatenating it first,
-`chunks` (bytes or memoryviews, sent in order). Small responses go out in one write.
+`chunks` (bytes or memoryviews, sent in order); a response goes out in as few sendmsg calls as
+the socket allows.
 
 A service that receives large bodies can set `ServerConfig.body_buffer`: for a body with a
 Content-Length of at least `FAST_BODY_MIN` bytes it returns a writable buffer of exactly that
@@ -99,9 +100,6 @@ def _parse_target(target: str) -> tuple[str, dict[str, list[str]]]:
     return unquote(parts.path), parse_qs(parts.query, keep_blank_values=True)
 
 
-_COALESCE = 64 * 1024  # below this, headers and body go out in one write
-
-
 async def _send_response(
     stream: trio.abc.Stream, conn: h11.Connection, response: Response, head_only: bool = False
 ) -> None:
@@ -132,11 +130,39 @@ async def _send_response_inner(
     data = conn.send(h11.EndOfMessage())
     if data:
         out.append(data)
-    if total < _COALESCE:
-        await stream.send_all(b"".join(out))
-    else:
-        for piece in out:
+    await send_pieces(stream, out)
+
+
+_IOV_MAX = 1024  # buffers one sendmsg takes (Linux's UIO_MAXIOV)
+
+
+async def send_pieces(
+    stream: trio.abc.Stream, pieces: Sequence[bytes | bytearray | memoryview]
+) -> None:
+    """Send `pieces` in order, as one sendmsg call each time the socket has room (a request
+    or response of many pieces once cost a trio send and a system call per piece)."""
+    if not isinstance(stream, trio.SocketStream):
+        for piece in pieces:
             await stream.send_all(piece)
+        return
+    views = [memoryview(p).cast("B") for p in pieces if len(p)]
+    sock = stream.socket
+    first = 0
+    while first < len(views):
+        try:
+            sent = await sock.sendmsg(views[first : first + _IOV_MAX])
+        except OSError as exc:
+            if sock.fileno() == -1:
+                raise trio.ClosedResourceError("the socket was closed") from exc
+            raise trio.BrokenResourceError(f"send failed: {exc.strerror}") from exc
+        while sent:
+            head = views[first]
+            if sent >= len(head):
+                sent -= len(head)
+                first += 1
+            else:
+                views[first] = head[sent:]
+                sent = 0
 
 
 async def _next_event(stream: trio.abc.Stream, conn: h11.Connection) -> object:

@@ -81,8 +81,8 @@ def encode(shares: Sequence[tuple[bytes, bytes, Buffer]]) -> list[Buffer]:
         length = len(memoryview(share).cast("B"))
         fixed = _HEAD.size + len(metadata)
         header_len = round_up(fixed)
-        pieces.append(_HEAD.pack(header_len, length, blob_id, len(metadata)) + metadata)
-        pieces += _zeros(header_len - fixed)
+        head = _HEAD.pack(header_len, length, blob_id, len(metadata)) + metadata
+        pieces.append(head + bytes(header_len - fixed))  # one piece: a few KiB to copy
         pieces.append(share)
         pieces += _zeros(round_up(length) - length)
     return pieces
