@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import random
+import socket
 
 import trio
 
 from walrusfs.devnet.httpclient import FAST_BODY_MIN, HTTPClient
-from walrusfs.devnet.httpserver import Request, Response, serve
+from walrusfs.devnet.httpserver import Request, Response, send_pieces, serve
 
 
 async def test_connections_are_reused_after_small_and_large_bodies() -> None:
@@ -39,3 +41,30 @@ async def test_connections_are_reused_after_small_and_large_bodies() -> None:
         finally:
             await client.aclose()
             nursery.cancel_scope.cancel()
+
+
+async def test_many_pieces_arrive_whole_and_in_order() -> None:
+    """send_pieces resumes after partial sends (a socket buffer far smaller than the data)
+    and takes more pieces than one sendmsg can."""
+    rng = random.Random(7)
+    pieces: list[bytes | bytearray | memoryview] = []
+    for i in range(3000):
+        size = rng.choice([0, 1, 17, 4096, 65_536, 300_000]) if i % 50 else 1 << 20
+        piece = os.urandom(size)
+        pieces.append((memoryview(piece), bytearray(piece), piece)[i % 3])
+    expected = b"".join(bytes(p) for p in pieces)
+    a, b = trio.socket.socketpair()
+    a.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 16384)
+    received = bytearray()
+    async with trio.SocketStream(a) as sender, trio.SocketStream(b) as receiver:
+
+        async def receive() -> None:
+            while len(received) < len(expected):
+                data = await receiver.receive_some(1 << 16)
+                assert data
+                received.extend(data)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(receive)
+            await send_pieces(sender, pieces)
+    assert received == expected
