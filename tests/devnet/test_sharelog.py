@@ -7,6 +7,7 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -190,6 +191,30 @@ def test_changes_behind_the_logs_back_bump_the_generation(tmp_path: Path) -> Non
         f.seek(record.offset + record.header_len + 5)
         f.write(b"rot")
     assert log.generation(record.segment) == generation + 1
+    log.close()
+
+
+def test_a_new_segment_looked_at_before_its_first_write_is_not_a_change(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A scrub may stat a segment between the append that created it and that append's write
+    (a 64 MiB blob's shares fill a segment every few stores): that is no change behind the
+    log's back, and must not invalidate what was verified in it."""
+    log = ShareLog(tmp_path, segment_size=64 << 10)
+    seen: list[int] = []
+    real_write = ShareLog._write
+
+    def scrub_first(self: ShareLog, segment: Any, views: Any, offset: int) -> None:
+        seen.append(self.generation(segment.number))  # before the write lands
+        real_write(self, segment, views, offset)
+
+    monkeypatch.setattr(ShareLog, "_write", scrub_first)
+    first = log.append(_blob_id(), b"m", 1, 1.0, os.urandom(60_000)).commit()
+    second = log.append(_blob_id(), b"m", 1, 1.0, os.urandom(60_000)).commit()
+    assert second.segment != first.segment  # the second append started a segment
+    assert seen == [0, 0]
+    assert log.generation(first.segment) == log.generation(second.segment) == 0
+    assert "changed behind" not in caplog.text
     log.close()
 
 

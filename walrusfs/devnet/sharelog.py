@@ -405,6 +405,9 @@ class ShareLog:
                 active = self._active = self._segments[number] = _Segment(
                     number, path, fd, direct, 0
                 )
+                # Trusted from birth: a scrub that looks at it before the first write lands
+                # must not take the empty file for a change behind the node's back.
+                active.trusted = _sig(os.fstat(fd))
             offset = active.size
             active.size += size
             active.readers += pins
