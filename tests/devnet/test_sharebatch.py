@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from devnet.devnet_helpers import make_config
+from devnet.devnet_helpers import make_config, poll
 
 from walrusfs.devnet import sharebatch
 from walrusfs.devnet.background import BackgroundDevnet
@@ -249,3 +249,23 @@ def test_overlapping_stores_are_certified_in_one_transaction(
                 assert client.get(f"{url}/v1/blobs/{answer['blobId']}").content == data
         assert len({digest for digest, _seq in events}) == len(batches)
         assert len(set(events)) == len(blobs)  # each blob its own event in its transaction
+
+
+def test_a_store_answers_without_waiting_for_a_straggler(tmp_path: Path) -> None:
+    """Once a quorum confirmed, the store certifies and answers; a slow node still gets its
+    share from the publisher within the straggler grace, with no repair (maintenance is off)."""
+    config = make_config(
+        tmp_path / "dn", nodes=4, straggler_grace=30.0, maintenance_interval=3600.0
+    )
+    with BackgroundDevnet(config) as devnet, httpx.Client(timeout=60) as client:
+        devnet.set_faults(0, NodeFaults(write_delay=5.0))
+        url = devnet.info.publisher_url
+        data = os.urandom(20_000)
+        started = time.monotonic()
+        response = client.put(f"{url}/v1/blobs", content=data)
+        assert response.status_code == 200, response.text
+        assert time.monotonic() - started < 5.0  # it did not wait for node 0
+        blob_id = response.json()["newlyCreated"]["blobObject"]["blobId"]
+        assert devnet.share_location(0, blob_id) is None
+        assert client.get(f"{url}/v1/blobs/{blob_id}").content == data
+        poll(lambda: devnet.share_location(0, blob_id), timeout=30)

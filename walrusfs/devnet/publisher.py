@@ -14,10 +14,11 @@ Endpoints, parameters, JSON bodies, headers, status codes and error bodies follo
 
 Storing: the body is encoded into n zfec shares (devnet.encoding), each node gets the metadata
 and its share (batched with other stores' shares for it, devnet.shareupload) and answers with
-a signed confirmation; once n - f nodes confirmed (stragglers get
-`straggler_grace` more seconds, then are left to repair themselves), the registry certifies the
-blob and charges the owner, atomically; stores that get there while the ledger is busy are
-certified together, in one ledger transaction (BlobRegistry.certify_blobs), each refused or
+a signed confirmation. Once n - f nodes confirmed, the registry certifies the blob and charges
+the owner, atomically, and the store answers; the nodes still storing get `straggler_grace`
+more seconds in the background (then are left to repair themselves), and if the first quorum
+held bad signatures, certifying waits for them. Stores that get there while the ledger is busy
+are certified together, in one ledger transaction (BlobRegistry.certify_blobs), each refused or
 certified as if alone. With fewer confirmations the answer is 504
 INSUFFICIENT_CONFIRMATIONS and nothing is certified or charged. A confirmation is checked for
 what it claims (node, key, epoch, blob) when it arrives; its signature only by the registry,
@@ -55,7 +56,7 @@ from walrusfs.devnet.blobid import (
     blob_id_from_text,
     blob_id_to_text,
 )
-from walrusfs.devnet.buffers import POOL
+from walrusfs.devnet.buffers import POOL, Lease
 from walrusfs.devnet.confirm import (
     confirmation_claims,
     parse_confirmation_message,
@@ -110,7 +111,8 @@ class PublisherSettings:
     max_read_size: int | None = None
     """Largest blob the aggregator returns (403 BLOB_TOO_LARGE above); None for no limit."""
     max_concurrent_stores: int = 16
-    """Stores encoded, uploaded and certified at once; each holds its body and shares in memory."""
+    """Stores encoded, uploaded and certified at once; each holds its body and shares in memory
+    (for up to `straggler_grace` after it answered, too, while stragglers still read them)."""
     max_queued_stores: int = 64
     """Stores waiting for a slot beyond this are refused with 429."""
     store_timeout: float = 120.0
@@ -191,6 +193,8 @@ class Publisher:
         self._waiting = 0
         self._metadata: OrderedDict[str, BlobMetadata] = OrderedDict()
         self._certifications: list[_PendingCertification] = []
+        self._background: trio.Nursery | None = None
+        """Where uploads to stragglers go on after their store answered (set by `run`)."""
         self._certify_wanted = trio.Event()
 
     @property
@@ -217,6 +221,7 @@ class Publisher:
         )
         try:
             async with trio.open_nursery() as nursery:
+                self._background = nursery
                 await nursery.start(self._uploads.run)
                 nursery.start_soon(self._certifier)
                 bound = await nursery.start(
@@ -347,13 +352,32 @@ class Publisher:
             await self._store_slots.acquire()
         finally:
             self._waiting -= 1
-        shared = request.buffer_owner if isinstance(request.buffer_owner, SharedBlob) else None
+        # The body's buffer is given back here, not by the server: uploads to stragglers may
+        # still read it after the answer.
+        owner, request.buffer_owner = request.buffer_owner, None
+        shared = owner if isinstance(owner, SharedBlob) else None
+        uploads: list[trio.Event] = []
         try:
-            return await self._store(request.payload(), shared, options)
+            return await self._store(request.payload(), shared, options, uploads)
         finally:
             self._store_slots.release()
-            if shared is not None and self._encoder is not None:
-                self._encoder.release(shared)
+            if uploads and not uploads[0].is_set():
+                assert self._background is not None
+                self._background.start_soon(self._release_after, uploads[0], owner)
+            else:
+                self._release_body(owner)
+
+    def _release_body(self, owner: object) -> None:
+        if isinstance(owner, SharedBlob):
+            if self._encoder is not None:
+                self._encoder.release(owner)
+        elif isinstance(owner, Lease):
+            owner.release()
+
+    async def _release_after(self, uploads: trio.Event, owner: object) -> None:
+        with trio.CancelScope(shield=True):
+            await uploads.wait()  # short: stragglers get `straggler_grace` at most
+        self._release_body(owner)
 
     async def encode(self, data: Buffer, shared: SharedBlob | None = None) -> EncodedBlob:
         if self._encoder is not None:
@@ -361,7 +385,11 @@ class Publisher:
         return await batch_thread().run_sync(partial(self._coder.encode, data))
 
     async def _store(
-        self, data: Buffer, shared: SharedBlob | None, options: _StoreOptions
+        self,
+        data: Buffer,
+        shared: SharedBlob | None,
+        options: _StoreOptions,
+        uploads: list[trio.Event],
     ) -> Response:
         registry = self.registry
         params = registry.params()
@@ -381,7 +409,7 @@ class Publisher:
             return self._insufficient(InsufficientFunds(options.owner, cost, balance))
         self._remember_metadata(blob_text, encoded.metadata)
         committee = registry.committee()
-        confirmations, stored = await self._upload(committee, encoded)
+        confirmations, stored = await self._upload(committee, encoded, uploads)
         certification = None
         for _attempt in range(3):
             current = registry.current_epoch()
@@ -410,6 +438,10 @@ class Publisher:
             except InsufficientFunds as exc:
                 return self._insufficient(exc)
             except InvalidCertificate as exc:
+                if not uploads[0].is_set():
+                    # Too few good signatures so far: stragglers may bring the ones missing.
+                    await uploads[0].wait()
+                    continue
                 # Too few good signatures (the registry skips bad ones): name their nodes.
                 bad = [
                     index
@@ -528,20 +560,34 @@ class Publisher:
         return json_response({"alreadyCertified": body})
 
     async def _upload(
-        self, committee: Committee, encoded: EncodedBlob
+        self, committee: Committee, encoded: EncodedBlob, finished: list[trio.Event]
     ) -> tuple[dict[int, StorageConfirmation], set[int]]:
-        """Send metadata and shares to every node; returns confirmations and who stored."""
+        """Send metadata and shares to every node; return the confirmations and who stored
+        as soon as a quorum confirmed, or once every node answered (a quorum that includes
+        bad signatures is found out when certifying, which then waits for the stragglers).
+
+        The nodes still storing then go on in the background, for `straggler_grace` seconds
+        at most, so that they hold their shares without repairing them, as Walrus's client
+        gives stragglers extra time; the store certifies meanwhile, its answer waiting for no
+        straggler. The event appended to `finished` is set once no upload reads the blob's
+        buffers any more."""
         params = self.registry.params()
         metadata = encoded.metadata.to_bytes()
         confirmations: dict[int, StorageConfirmation] = {}
         stored: set[int] = set()
         pending = params.n_shards
         progress = trio.Event()
+        quorum = trio.Event()
+        done = trio.Event()
+        finished.append(done)
 
         async def one(index: int) -> None:
             nonlocal pending
+            confirmation = None
             try:
                 confirmation = await self._store_on_node(committee, encoded, metadata, index)
+            except Exception:  # a bug: it must not end the publisher, which runs this task
+                log.exception("upload to node %d failed", index)
             finally:
                 pending -= 1
                 progress.set()
@@ -549,21 +595,31 @@ class Publisher:
                 stored.add(index)
                 confirmations[index] = confirmation
 
-        async with trio.open_nursery() as nursery:
-            for index in range(params.n_shards):
-                nursery.start_soon(one, index)
-            # Wait for every node, but once a quorum confirmed give the rest only a grace period.
-            deadline = math.inf
-            while pending:
-                if len(confirmations) >= params.quorum and deadline == math.inf:
-                    deadline = trio.current_time() + self.settings.straggler_grace
-                progress = trio.Event()
-                with trio.move_on_at(deadline):
-                    await progress.wait()
-                if trio.current_time() >= deadline:
-                    break
-            nursery.cancel_scope.cancel()
-        return confirmations, stored
+        async def every_node() -> None:
+            nonlocal progress
+            try:
+                async with trio.open_nursery() as nursery:
+                    for index in range(params.n_shards):
+                        nursery.start_soon(one, index)
+                    deadline = math.inf
+                    while pending:
+                        if len(confirmations) >= params.quorum and deadline == math.inf:
+                            deadline = trio.current_time() + self.settings.straggler_grace
+                            quorum.set()
+                        progress = trio.Event()
+                        with trio.move_on_at(deadline):
+                            await progress.wait()
+                        if trio.current_time() >= deadline:
+                            break
+                    nursery.cancel_scope.cancel()
+            finally:
+                quorum.set()
+                done.set()
+
+        assert self._background is not None, "Publisher.run is not running"
+        self._background.start_soon(every_node)
+        await quorum.wait()
+        return confirmations, stored  # stragglers' confirmations join them later
 
     async def _store_on_node(
         self, committee: Committee, encoded: EncodedBlob, metadata: bytes, index: int
