@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import httpx
@@ -17,7 +17,9 @@ from devnet.devnet_helpers import assert_error, make_config, poll, store
 
 from walrusfs.devnet.background import BackgroundDevnet
 from walrusfs.devnet.encoding import ShareCoder
+from walrusfs.devnet.ledger.registry import LedgerRegistry
 from walrusfs.devnet.node import NodeFaults
+from walrusfs.devnet.registry import CertifyRequest
 
 
 @pytest.fixture(scope="module")
@@ -170,3 +172,27 @@ def test_badly_signed_confirmations_never_count(
     assert response.status_code == 200 and response.content == data
     healthy.set_faults(8, NodeFaults(bad_signatures=True))
     _store_certifies_nothing(http, healthy, os.urandom(12_345))
+
+
+def test_bad_signatures_in_the_first_quorum_while_the_ledger_is_slow(
+    http: httpx.Client, healthy: BackgroundDevnet, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A store certifies at the first quorum; when that certificate is refused for f bad
+    signatures, the stragglers' confirmations (which may all have arrived while the ledger
+    was checking it) make a good one."""
+    certify_blobs = LedgerRegistry.certify_blobs
+    sizes: list[int] = []
+
+    def slow(self: LedgerRegistry, requests: Sequence[CertifyRequest]) -> list[object]:
+        sizes.extend(len(r.confirmations) for r in requests)
+        time.sleep(0.3)  # every upload is over before the first certificate is refused
+        return certify_blobs(self, requests)  # type: ignore[return-value]
+
+    monkeypatch.setattr(LedgerRegistry, "certify_blobs", slow)
+    for index in (0, 2, 5):
+        healthy.set_faults(index, NodeFaults(bad_signatures=True))
+    for _ in range(3):
+        sizes.clear()
+        blob_id, data = _blob(http, healthy)
+        assert _read(http, healthy, blob_id).content == data
+        assert sizes[-1] == healthy.info.n_shards  # certified with every confirmation

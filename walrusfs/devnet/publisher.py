@@ -438,9 +438,10 @@ class Publisher:
             except InsufficientFunds as exc:
                 return self._insufficient(exc)
             except InvalidCertificate as exc:
-                if not uploads[0].is_set():
-                    # Too few good signatures so far: stragglers may bring the ones missing.
-                    await uploads[0].wait()
+                # Too few good signatures among the first: stragglers may bring the ones
+                # missing (perhaps they already have, while this certificate was checked).
+                await uploads[0].wait()
+                if sum(_epoch_of(c) == current for c in confirmations.values()) > len(valid):
                     continue
                 # Too few good signatures (the registry skips bad ones): name their nodes.
                 bad = [
