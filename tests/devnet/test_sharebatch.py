@@ -22,6 +22,7 @@ from walrusfs.devnet.confirm import parse_confirmation_message, verify_confirmat
 from walrusfs.devnet.encoding import EncodedBlob, ShareCoder
 from walrusfs.devnet.ledger.registry import LedgerRegistry
 from walrusfs.devnet.node import NodeFaults
+from walrusfs.devnet.publisher import Publisher
 from walrusfs.devnet.registry import CertifyRequest, StorageConfirmation
 
 
@@ -213,15 +214,19 @@ def test_overlapping_stores_are_certified_in_one_transaction(
     blobs, so that an alreadyCertified answer names the certifying transaction and event)."""
     batches: list[int] = []
     certify_blobs = LedgerRegistry.certify_blobs
+    publisher: list[Publisher] = []
 
-    def slow_first(self: LedgerRegistry, requests: Sequence[CertifyRequest]) -> list[object]:
+    def busy_first(self: LedgerRegistry, requests: Sequence[CertifyRequest]) -> list[object]:
         batches.append(len(requests))
-        if len(batches) == 1:
-            time.sleep(1.0)  # the ledger is busy: the other stores queue behind this one
+        if len(batches) == 1:  # the ledger is busy until every other store waits for it
+            waiting = len(blobs) - len(requests)
+            poll(lambda: len(publisher[0]._certifications) == waiting)
         return certify_blobs(self, requests)  # type: ignore[return-value]
 
-    monkeypatch.setattr(LedgerRegistry, "certify_blobs", slow_first)
+    monkeypatch.setattr(LedgerRegistry, "certify_blobs", busy_first)
     with BackgroundDevnet(make_config(tmp_path / "dn", nodes=4)) as devnet:
+        assert devnet.devnet.publisher is not None
+        publisher.append(devnet.devnet.publisher)
         url = devnet.info.publisher_url
         blobs = [os.urandom(10_000 + i) for i in range(8)]
         statuses: list[int] = []
@@ -238,7 +243,7 @@ def test_overlapping_stores_are_certified_in_one_transaction(
         for thread in threads:
             thread.join()
         assert statuses == [200] * len(blobs)
-        assert sum(batches) == len(blobs) and max(batches) > 1
+        assert len(batches) == 2 and sum(batches) == len(blobs) and max(batches) > 1
         events = []
         with httpx.Client(timeout=60) as client:
             for data in blobs:
