@@ -23,11 +23,24 @@ from walrusfs.devnet.encoding import EncodedBlob, ShareCoder
 from walrusfs.devnet.ledger.registry import LedgerRegistry
 from walrusfs.devnet.node import NodeFaults
 from walrusfs.devnet.publisher import Publisher
-from walrusfs.devnet.registry import CertifyRequest, StorageConfirmation
+from walrusfs.devnet.registry import CertifyRequest, Committee, StorageConfirmation
 
 
 def joined(pieces: list[bytes | bytearray | memoryview]) -> bytes:
     return b"".join(bytes(p) for p in pieces)
+
+
+def assert_confirms(answer: dict, committee: Committee, index: int, blob_id: bytes) -> None:
+    """`answer` (one share's, in a batch's answer) is node `index`'s valid signed
+    confirmation that it stores its share of `blob_id`."""
+    signed = answer["body"]["success"]["data"]["signed"]
+    confirmation = StorageConfirmation(
+        index,
+        base64.b64decode(signed["serializedMessage"]),
+        base64.b64decode(signed["signature"]),
+    )
+    epoch = parse_confirmation_message(confirmation.message)[2]
+    assert verify_confirmation(confirmation, committee, epoch, blob_id)
 
 
 def test_frame_round_trip_keeps_shares_page_aligned() -> None:
@@ -94,14 +107,7 @@ def test_a_node_stores_and_confirms_each_share_of_a_batch(
     assert [a["status"] for a in answers] == [200, 200, 400, 400]
     committee = devnet.registry.committee()
     for answer, encoded in zip(answers[:2], blobs, strict=False):
-        signed = answer["body"]["success"]["data"]["signed"]
-        confirmation = StorageConfirmation(
-            index,
-            base64.b64decode(signed["serializedMessage"]),
-            base64.b64decode(signed["signature"]),
-        )
-        epoch = parse_confirmation_message(confirmation.message)[2]
-        assert verify_confirmation(confirmation, committee, epoch, encoded.blob_id)
+        assert_confirms(answer, committee, index, encoded.blob_id)
     assert answers[2]["body"]["error"]["details"][0]["reason"] == "INVALID_SLIVER"
     assert answers[3]["body"]["error"]["details"][0]["reason"] == "INVALID_METADATA"
     for blob, stored in zip(blobs, [True, True, False], strict=True):
@@ -138,14 +144,7 @@ def test_a_batch_mixing_new_held_repeated_and_bad_shares(
     assert [a["status"] for a in answers] == [200, 200, 200, 200, 400]
     committee = devnet.registry.committee()
     for answer, blob in zip(answers[:4], [held, new, twice, twice], strict=True):
-        signed = answer["body"]["success"]["data"]["signed"]
-        confirmation = StorageConfirmation(
-            index,
-            base64.b64decode(signed["serializedMessage"]),
-            base64.b64decode(signed["signature"]),
-        )
-        epoch = parse_confirmation_message(confirmation.message)[2]
-        assert verify_confirmation(confirmation, committee, epoch, blob.blob_id)
+        assert_confirms(answer, committee, index, blob.blob_id)
     assert answers[4]["body"]["error"]["details"][0]["reason"] == "INVALID_SLIVER"
     for blob in (held, new, twice):
         assert devnet.node_share(index, blob.metadata.blob_id_text()) == bytes(blob.shares[index])

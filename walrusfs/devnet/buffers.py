@@ -17,6 +17,8 @@ import threading
 from collections import defaultdict
 
 ALIGN = 4096
+IOV_MAX = 1024
+"""Buffers one pwritev or sendmsg takes (Linux's UIO_MAXIOV)."""
 MIN_CLASS = 256 * 1024
 
 

@@ -25,7 +25,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import h11
 import trio
 
-from walrusfs.devnet.buffers import Lease
+from walrusfs.devnet.buffers import IOV_MAX, Lease
 
 log = logging.getLogger(__name__)
 
@@ -133,9 +133,6 @@ async def _send_response_inner(
     await send_pieces(stream, out)
 
 
-_IOV_MAX = 1024  # buffers one sendmsg takes (Linux's UIO_MAXIOV)
-
-
 async def send_pieces(
     stream: trio.abc.Stream, pieces: Sequence[bytes | bytearray | memoryview]
 ) -> None:
@@ -150,7 +147,7 @@ async def send_pieces(
     first = 0
     while first < len(views):
         try:
-            sent = await sock.sendmsg(views[first : first + _IOV_MAX])
+            sent = await sock.sendmsg(views[first : first + IOV_MAX])
         except OSError as exc:
             if sock.fileno() == -1:
                 raise trio.ClosedResourceError("the socket was closed") from exc

@@ -499,7 +499,6 @@ class StorageNode:
         results = [_error(500, "INTERNAL", "not stored")] * len(shares)
         fast: list[tuple[int, bytes, _Append]] = []
         slow: list[tuple[int, sharebatch.BatchShare]] = []
-        epoch = self.registry.current_epoch()
         for slot, item in enumerate(shares):
             blob_text = blob_id_to_text(item.blob_id)
             entry = self._entries.get(blob_text)
@@ -510,16 +509,11 @@ class StorageNode:
             ):
                 slow.append((slot, item))
                 continue
-            try:
-                metadata = checked_metadata(bytes(item.metadata), item.blob_id, self._coder.n)
-            except InvalidMetadata as exc:
-                results[slot] = _error(400, "INVALID_METADATA", str(exc))
+            metadata = self._checked_metadata(item.metadata, item.blob_id)
+            if isinstance(metadata, Response):
+                results[slot] = metadata
                 continue
-            if entry is None:
-                entry = self._entries[blob_text] = _Entry(metadata, epoch, self._clock())
-            else:
-                entry.stored_epoch = epoch
-                entry.stored_at = self._clock()
+            entry = self._stamp(blob_text, metadata, entry)
             entry.lock.acquire_nowait()  # free (checked above, no checkpoint since)
             aligned = item.aligned if in_lease else None
             fast.append((slot, item.blob_id, _Append(blob_text, entry, item.share, aligned)))
@@ -559,9 +553,7 @@ class StorageNode:
                     a.entry.has_share = True
                     results[slot] = self._confirm(a.blob_id, blob_id)
                 else:
-                    results[slot] = _error(
-                        400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
-                    )
+                    results[slot] = _invalid_sliver()
         finally:
             for a in appends:
                 a.entry.lock.release()
@@ -589,19 +581,35 @@ class StorageNode:
             return self._confirm(blob_text, blob_id)
         return response
 
-    async def _put_metadata(self, blob_text: str, blob_id: bytes, body: bytes) -> Response:
+    def _checked_metadata(self, body: Buffer, blob_id: bytes) -> BlobMetadata | Response:
+        """The metadata, if it hashes to the blob id; else the answer refusing it."""
         try:
-            metadata = checked_metadata(bytes(body), blob_id, self._coder.n)
+            return checked_metadata(bytes(body), blob_id, self._coder.n)
         except InvalidMetadata as exc:
             return _error(400, "INVALID_METADATA", str(exc))
-        epoch = self.registry.current_epoch()
+
+    def _stamp(self, blob_text: str, metadata: BlobMetadata, entry: _Entry | None) -> _Entry:
+        """An upload of the blob's metadata: its entry, created, or stamped with this upload's
+        epoch and time (callers hold an existing entry's lock)."""
+        if entry is None:
+            entry = self._entries[blob_text] = _Entry(
+                metadata, self.registry.current_epoch(), self._clock()
+            )
+        else:
+            entry.stored_epoch = self.registry.current_epoch()
+            entry.stored_at = self._clock()
+        return entry
+
+    async def _put_metadata(self, blob_text: str, blob_id: bytes, body: bytes) -> Response:
+        metadata = self._checked_metadata(body, blob_id)
+        if isinstance(metadata, Response):
+            return metadata
         entry = self._entries.get(blob_text)
         if entry is None:
-            self._entries[blob_text] = _Entry(metadata, epoch, self._clock())
+            self._stamp(blob_text, metadata, None)
             return _ok(201, "metadata successfully stored")
         async with entry.lock:
-            entry.stored_epoch = epoch
-            entry.stored_at = self._clock()
+            self._stamp(blob_text, metadata, entry)
             if entry.has_share:
                 # A re-upload (perhaps after expiry): persist the new stamp.
                 await trio.to_thread.run_sync(self._write_blob, blob_text, entry, None)
@@ -641,9 +649,7 @@ class StorageNode:
             else:
                 (stored,) = await trio.to_thread.run_sync(lambda: job()())
             if not stored:
-                return _error(
-                    400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata"
-                )
+                return _invalid_sliver()
             entry.has_share = True
         return _ok(201, "sliver successfully stored")
 
@@ -970,6 +976,10 @@ class StorageNode:
 
 def _error(code: int, reason: str, message: str, *, status: str | None = None) -> Response:
     return error_response(code, reason, message, domain=STORAGE_DOMAIN, status=status)
+
+
+def _invalid_sliver() -> Response:
+    return _error(400, "INVALID_SLIVER", "the sliver does not match its hash in the metadata")
 
 
 def _ok(code: int, message: str) -> Response:

@@ -54,7 +54,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from walrusfs.devnet.blobid import blake2b256, blob_id_from_text, blob_id_to_text
-from walrusfs.devnet.buffers import POOL, round_up
+from walrusfs.devnet.buffers import IOV_MAX, POOL, round_up
 from walrusfs.devnet.durable import fsync_dir
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,6 @@ SEGMENT_SIZE = 256 << 20
 _FIXED = struct.Struct("<8sB3xIQ32sQdI")
 _SUFFIX = ".seg"
 _VERIFIED = "verified.json"
-_IOV_MAX = 1024  # buffers one pwritev takes (Linux's UIO_MAXIOV)
 
 StatSig = tuple[int, int, int]
 
@@ -421,8 +420,8 @@ class ShareLog:
         with self._lock:
             segment.writing += 1
         try:
-            for first in range(0, len(views), _IOV_MAX):
-                chunk = views[first : first + _IOV_MAX]
+            for first in range(0, len(views), IOV_MAX):
+                chunk = views[first : first + IOV_MAX]
                 total = sum(len(v) for v in chunk)
                 written = os.pwritev(segment.fd, chunk, offset)
                 if written != total:

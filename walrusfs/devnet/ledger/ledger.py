@@ -968,7 +968,7 @@ class Ledger:
             value = inner["value"]
             epoch = int(value["committee"]["epoch"])
             ring = value["future_accounting"]
-            results: list[CertifiedBlob | Exception] = []
+            results: list[CertifiedBlob | Exception | None] = []  # None: certified below
             wallets: dict[bytes, list[tuple[StoredObject, Any]]] = {}
             change: _SystemChange | None = None
             made: list[tuple[int, bytes, int]] = []  # (place in results, blob object, cost)
@@ -1032,9 +1032,9 @@ class Ledger:
                     change, spec, raw_id, owner_b, payer_b, epoch
                 )
                 made.append((len(results), blob_obj_id, cost))
-                results.append(LedgerError("not certified"))  # replaced below
+                results.append(None)
             if change is None:
-                return results
+                return [r for r in results if r is not None]  # every one failed
             self._mutate(change, system, move.decode(t.system, system.contents))
             self._mutate(change, inner_obj, inner)
             outcome = self._commit_system(change)
@@ -1043,7 +1043,7 @@ class Ledger:
                 record = self._blob_record(self.store.get(blob_obj_id))
                 assert record is not None
                 results[place] = CertifiedBlob(record, cost, digest)
-            return results
+            return [r for r in results if r is not None]
 
         return self._locked(run)
 

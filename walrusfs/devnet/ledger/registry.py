@@ -154,7 +154,7 @@ class LedgerRegistry:
         committee = self.committee()
         specs: list[BlobSpec] = []
         places: list[int] = []
-        results: list[Certification | Exception] = []
+        results: list[Certification | Exception | None] = []  # None: certified below
         for request in requests:
             try:
                 if not 1 <= request.epochs_ahead <= params.max_epochs_ahead:
@@ -190,7 +190,7 @@ class LedgerRegistry:
                 results.append(exc)
                 continue
             places.append(len(results))
-            results.append(EpochsOutOfRange("not certified"))  # replaced below
+            results.append(None)
             specs.append(spec)
         for place, spec, made in zip(
             places, specs, self.ledger.create_certified_blobs(specs), strict=True
@@ -203,7 +203,7 @@ class LedgerRegistry:
                 results[place] = Certification(
                     _blob_object(made.blob), spec.encoded_length, made.cost
                 )
-        return results
+        return [r for r in results if r is not None]  # every place is filled by now
 
     def get_blob_object(self, object_id: str) -> BlobObject | None:
         try:
